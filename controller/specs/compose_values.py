@@ -1,0 +1,152 @@
+"""Type checks and conversions for the values of a Compose service mapping.
+
+Each function takes the value and its field path (`spec.ports[1]`) and returns the value in
+the type the Engine API wants, or raises `SpecError` naming the path, the value and what a
+valid value looks like. Scalars are accepted in their string form too, because interpolation
+turns `cpus: ${CPUS}` into the string "0.5".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from controller.errors import SpecError
+
+TRUE_STRINGS = frozenset({"true", "yes", "on"})
+FALSE_STRINGS = frozenset({"false", "no", "off"})
+
+
+def describe(value: Any) -> str:
+    """Name a value and its YAML type for an error message."""
+    kind = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
+    return f"{value!r} ({kind.get(type(value), type(value).__name__)})"
+
+
+def scalar_text(value: Any, path: str) -> str:
+    """Convert a string, number or boolean to the string Compose would pass on."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (str, int, float)):
+        return str(value)
+    raise SpecError(path, f"expected a string, number or boolean, got {describe(value)}")
+
+
+def as_str(value: Any, path: str, *, allow_int: bool = False, allow_empty: bool = False) -> str:
+    """Check for a string (or an integer where `allow_int` is set, such as `user: 1000`)."""
+    if allow_int and isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise SpecError(path, f"expected a string, got {describe(value)}")
+    if not value and not allow_empty:
+        raise SpecError(path, "expected a non-empty string, got an empty one")
+    return value
+
+
+def as_bool(value: Any, path: str) -> bool:
+    """Check for a boolean; the strings true/false, yes/no and on/off count too."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in TRUE_STRINGS:
+            return True
+        if lowered in FALSE_STRINGS:
+            return False
+    raise SpecError(path, f"expected true or false, got {describe(value)}")
+
+
+def as_int(value: Any, path: str, *, minimum: int | None = None) -> int:
+    """Check for an integer (or its decimal string) not below `minimum`."""
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip(), 10)
+        except ValueError:
+            number = None
+    if number is None:
+        raise SpecError(path, f"expected an integer, got {describe(value)}")
+    if minimum is not None and number < minimum:
+        raise SpecError(path, f"expected an integer of at least {minimum}, got {number}")
+    return number
+
+
+def as_float(value: Any, path: str, *, minimum: float | None = None) -> float:
+    """Check for a number (or its string form) not below `minimum`."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number != number:
+        raise SpecError(path, f"expected a number, got {describe(value)}")
+    if minimum is not None and number < minimum:
+        raise SpecError(path, f"expected a number of at least {minimum}, got {number}")
+    return number
+
+
+def as_mapping(value: Any, path: str, *, hint: str = "") -> Mapping[str, Any]:
+    """Check for a mapping; `hint` shows what a valid one looks like."""
+    if not isinstance(value, Mapping):
+        suffix = f", for example {hint}" if hint else ""
+        raise SpecError(path, f"expected a mapping{suffix}; got {describe(value)}")
+    return value
+
+
+def as_list(value: Any, path: str, *, hint: str = "") -> list[Any]:
+    """Check for a list; `hint` shows what a valid one looks like."""
+    if not isinstance(value, list):
+        suffix = f", for example {hint}" if hint else ""
+        raise SpecError(path, f"expected a list{suffix}; got {describe(value)}")
+    return value
+
+
+def as_str_list(value: Any, path: str, *, allow_single: bool = False, allow_int: bool = False) -> list[str]:
+    """Check for a list of strings; a single string counts as a one-item list if allowed."""
+    if allow_single and isinstance(value, str):
+        return [as_str(value, path)]
+    items = as_list(value, path, hint='["first", "second"]' if not allow_single else '"one" or ["first", "second"]')
+    return [as_str(item, f"{path}[{index}]", allow_int=allow_int) for index, item in enumerate(items)]
+
+
+def check_keys(mapping: Mapping[str, Any], path: str, allowed: tuple[str, ...]) -> None:
+    """Reject keys of a nested mapping that are not in `allowed`, naming the first one."""
+    for key in mapping:
+        if key not in allowed:
+            raise SpecError(f"{path}.{key}", f"unsupported key; supported keys are: {', '.join(allowed)}")
+
+
+def list_or_mapping(value: Any, path: str, *, separator: str = "=") -> dict[str, str | None]:
+    """Read a Compose "list or map" field (labels, sysctls, environment) into a dict.
+
+    A list holds "NAME=VALUE" strings; an entry without the separator gives value `None`.
+    A mapping's values are scalars or null, converted to strings.
+    """
+    result: dict[str, str | None] = {}
+    if isinstance(value, Mapping):
+        for name, item in value.items():
+            item_path = f"{path}.{name}"
+            if not isinstance(name, str) or not name:
+                raise SpecError(item_path, f"expected a non-empty string key, got {describe(name)}")
+            result[name] = None if item is None else scalar_text(item, item_path)
+        return result
+
+    if isinstance(value, list):
+        for index, entry in enumerate(value):
+            entry_path = f"{path}[{index}]"
+            text = as_str(entry, entry_path)
+            name, found, item = text.partition(separator)
+            if not name:
+                raise SpecError(entry_path, f"invalid entry {text!r}: expected NAME{separator}VALUE")
+            result[name] = item if found else None
+        return result
+
+    raise SpecError(
+        path,
+        f'expected a list of "NAME{separator}VALUE" strings or a mapping of names to values, got {describe(value)}',
+    )
