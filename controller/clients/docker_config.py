@@ -83,9 +83,10 @@ def load_credentials(path: Path | None, registry: str) -> Credentials | None:
         )
 
     key, entry = _find_entry(auths, registry)
-    credentials = _parse_entry(entry, config_path=config_path, key=key) if entry is not None else None
-    if credentials is not None:
-        return credentials
+    if entry is not None:
+        credentials = _parse_entry(entry, config_path=config_path, key=key)
+        if credentials is not None:
+            return credentials
 
     # NOTE: credential helpers (`credsStore`, `credHelpers`) run external programs and are not
     # supported, so a registry that relies on one is accessed without credentials.
@@ -163,7 +164,9 @@ def _find_entry(auths: dict[str, Any], registry: str) -> tuple[str | None, dict[
     return key, entry
 
 
-def _parse_entry(entry: dict[str, Any], *, config_path: Path, key: str | None) -> Credentials | None:
+def _parse_entry(
+    entry: dict[str, Any], *, config_path: Path, key: str | None
+) -> Credentials | None:
     username = entry.get("username") or None
     password = entry.get("password") or None
     identity_token = entry.get("identitytoken") or None

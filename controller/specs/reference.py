@@ -92,7 +92,7 @@ class Reference:
         return self.repository
 
     def familiar(self) -> str:
-        """Format the reference as Docker shows it: `nginx:latest`, `localhost:5001/team/app:1.2`."""
+        """Format the reference as Docker shows it: `nginx:latest`, `localhost:5001/a/b:1.2`."""
         return self.familiar_name + self._suffix()
 
     def canonical(self) -> str:
@@ -218,7 +218,9 @@ def _check_tag(tag: str, invalid) -> None:
 def _check_digest(digest: str, invalid) -> None:
     algorithm, colon, hex_digits = digest.partition(":")
     if not colon or not _ALGORITHM_RE.fullmatch(algorithm) or not hex_digits:
-        raise invalid(f"invalid digest {digest!r}: expected ALGORITHM:HEX, e.g. sha256:<64 hex digits>")
+        raise invalid(
+            f"invalid digest {digest!r}: expected ALGORITHM:HEX, e.g. sha256:<64 hex digits>"
+        )
 
     expected_length = DIGEST_HEX_LENGTHS.get(algorithm)
     if expected_length is None:
