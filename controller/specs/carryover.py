@@ -1,8 +1,8 @@
 """Recreate carry-over rules: the create request for the container that replaces another one.
 
-A pure layer under the `recreate` operation. From `docker inspect` output of the running
-container, of the image it was created from and of the new image (engine 20.10, API 1.41), it
-builds a `ContainerPlan` that keeps everything the user configured and lets the new image's
+A pure layer under the `recreate` operation. Its input is `docker inspect` output (engine
+20.10, API 1.41) of the running container, of the image it was created from and of the new image.
+It builds a `ContainerPlan` that keeps everything the user configured and lets the new image's
 defaults apply to everything else. Networks are decided in `carryover_network`.
 
 At create the engine fills a container's config with its image's defaults: image Env entries and
@@ -25,7 +25,7 @@ from controller.specs.plan import LABEL_SPEC_HASH, ContainerPlan
 # A value different from the old image's is the user's and is kept.
 _IMAGE_DEFAULT_FIELDS = ("User", "WorkingDir", "StopSignal", "Shell")
 
-# Config fields that only the container sets; kept as they are.
+# Config fields that only the container sets, kept as they are.
 _CONTAINER_FIELDS = (
     "Domainname",
     "AttachStdin",
@@ -37,7 +37,7 @@ _CONTAINER_FIELDS = (
     "NetworkDisabled",
 )
 
-# HostConfig fields the engine or the client fills per container; never sent on create.
+# HostConfig fields that the engine or the client fills per container, so they are never sent on create.
 _RUNTIME_HOST_FIELDS = ("ContainerIDFile", "ConsoleSize")
 
 # HostConfig fields the engine rejects with a `container:` network mode.
@@ -98,8 +98,8 @@ def _build(
     host_config = container.get("HostConfig")
     if not isinstance(config, Mapping) or not isinstance(host_config, Mapping):
         raise ValueError(
-            f"container {container.get('Id', '?')!r}: inspect output has no Config or HostConfig; "
-            "pass the result of APIClient.inspect_container"
+            f"container {container.get('Id', '?')!r}: inspect output has no Config or HostConfig. "
+            "Pass the result of APIClient.inspect_container."
         )
 
     notes: list[str] = []
@@ -158,7 +158,7 @@ def _carry_env(
     baseline: Mapping[str, Any],
     new_image_config: Mapping[str, Any],
 ) -> None:
-    """Keep the Env entries that differ from the old image's; the others follow the new image.
+    """Keep the Env entries that differ from the old image's, so the others follow the new image.
 
     An image variable the user removed cannot occur, because the engine always adds the image's
     entries whose key the container does not set (and `docker run` cannot unset a variable).
@@ -202,7 +202,7 @@ def _carry_labels(
 
 
 def _as_list(value: Any) -> list[str]:
-    """Return an Entrypoint or Cmd as a list; inspect shows null for none."""
+    """Return an Entrypoint or Cmd as a list, and inspect's null as an empty one."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -304,8 +304,8 @@ def _carry_container_fields(
         return
 
     # The engine sets the hostname to the container's short id unless the user set one.
-    # NOTE: in host network mode the engine may use the host's name, which then counts as
-    # user-set and is kept; it only differs if the host is renamed.
+    # NOTE: in host network mode the engine sets the host's name, which then counts as
+    # user-set and is kept. It goes stale only if the host is renamed.
     hostname = config.get("Hostname")
     if hostname and hostname != str(container.get("Id", ""))[:12]:
         body["Hostname"] = hostname
@@ -400,8 +400,8 @@ def _reattach_volumes(
         destination = mount.get("Destination")
         if mount.get("Type") != "volume" or not mount.get("Name") or destination in declared:
             continue
-        # NOTE: volumes taken over with VolumesFrom also land here; binding the same volume
-        # at the same path again is what VolumesFrom does, so the result is unchanged.
+        # NOTE: volumes taken over with VolumesFrom also land here. Binding the same volume
+        # at the same path is what VolumesFrom does anyway, so the result is unchanged.
         bind = f"{mount['Name']}:{destination}"
         if mount.get("RW") is False:
             bind += ":ro"

@@ -23,11 +23,12 @@ _KEPT_ENDPOINT_KEYS = ("Links", "DriverOpts")
 
 @dataclass(frozen=True)
 class NetworkCarryOver:
-    """How the new container joins networks.
+    """The network settings of the new container.
 
-    `network_mode` goes into `HostConfig.NetworkMode`; `create_on` (if any) is the one entry of
-    `NetworkingConfig.EndpointsConfig`; `connect` are attached after create and before start.
-    `mac_address` is the user-set MAC for `Config.MacAddress`, or None when the engine chose it.
+    `network_mode` goes into `HostConfig.NetworkMode`, and `create_on` (if any) is the one entry
+    of `NetworkingConfig.EndpointsConfig`. The `connect` networks are attached after create and
+    before start. `mac_address` is the user-set MAC for `Config.MacAddress`, or None when the
+    engine generated it.
     """
 
     network_mode: str
@@ -97,18 +98,18 @@ def _network_mode_name(mode: str) -> str:
 def _primary_network(mode: str, networks: Mapping[str, Any]) -> str | None:
     """Pick the network to create on: the one the network mode names, else the first one.
 
-    The network mode may name a network by id; it matches a network whose full id starts with it.
+    The network mode may name a network by id, which matches a network whose full id starts with it.
     """
     if not networks:
         return None
 
-    wanted = _network_mode_name(mode)
-    if wanted in networks:
-        return wanted
+    requested = _network_mode_name(mode)
+    if requested in networks:
+        return requested
 
     for network, endpoint in networks.items():
         network_id = str((endpoint or {}).get("NetworkID") or "")
-        if network_id and network_id.startswith(wanted):
+        if network_id and network_id.startswith(requested):
             return network
     return next(iter(networks))
 
@@ -131,11 +132,11 @@ def _attachment(
     """Build the attachment to `network` from the old container's inspect endpoint settings."""
     endpoint = endpoint or {}
     if network in BUILTIN_NETWORKS:
-        # The default bridge takes no aliases or static addresses; legacy links and the
-        # MAC live in HostConfig.Links and Config.MacAddress.
+        # The engine rejects aliases and static addresses on these networks. Legacy links
+        # and a user MAC live in HostConfig.Links and Config.MacAddress.
         return NetworkAttachment(name=network, mac_address=mac_address)
 
-    # The engine adds the container's short id as an alias on user networks; the new
+    # The engine adds the container's short id as an alias on user networks. The new
     # container gets its own, so the old one is dropped.
     aliases = tuple(alias for alias in endpoint.get("Aliases") or () if alias != short_id)
 

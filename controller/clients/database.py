@@ -1,0 +1,532 @@
+"""All database access: named operations on the two tables, for SQLite and PostgreSQL.
+
+The differences between the dialects live here only. On SQLite the file runs in WAL mode with
+a busy timeout, and every write transaction starts with `BEGIN IMMEDIATE` so that two writers
+queue on the busy handler instead of failing on a lock upgrade. On PostgreSQL claims use
+`FOR UPDATE SKIP LOCKED`, so several controllers can share the table.
+
+`Database` is synchronous; the reactor reaches it through `Store` (see `store.py`), which runs
+each call in a worker thread.
+
+Every write made on behalf of a claim is fenced: it names the `attempts` value the claim was
+made with and changes nothing when that no longer matches, so a controller that lost its
+claim can never overwrite the row.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from controller.clients.schema import TERMINAL_STATUSES, operation_logs, operations, utcnow
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+@dataclass(frozen=True)
+class OperationRow:
+    """A snapshot of one `docker_operations` row."""
+
+    id: int
+    type: str
+    container: str | None
+    image: str | None
+    spec: str | None
+    options: str | None
+    host: str
+    priority: int
+    status: str
+    progress: int
+    message: str | None
+    error: str | None
+    result: str | None
+    attempts: int
+    parent_id: int | None
+    cancel_requested: bool
+    claimed_by: str | None
+    heartbeat_at: datetime | None
+    created_at: datetime | None
+    updated_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def from_mapping(cls, row: Any) -> "OperationRow":
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    def result_data(self) -> dict[str, Any]:
+        """Return `result` parsed, or an empty mapping when it is empty or not JSON."""
+        if not self.result:
+            return {}
+        try:
+            parsed = json.loads(self.result)
+        except ValueError:
+            return {}
+        return parsed if isinstance(parsed, dict) else {}
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """A snapshot of one `docker_operation_logs` row."""
+
+    id: int
+    operation_id: int
+    created_at: datetime
+    level: str
+    message: str
+    details: str | None
+
+
+@dataclass(frozen=True)
+class NewLog:
+    """A log row waiting to be written."""
+
+    operation_id: int
+    level: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+def utc_now() -> datetime:
+    """Return the current UTC time as the naive datetime the tables store."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _configure_sqlite(engine: sa.Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # noqa: ANN001
+        # Let SQLAlchemy's "begin" event below decide how transactions start.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):  # noqa: ANN001
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url: str) -> sa.Engine:
+    """Create an engine for `url` with the settings this controller relies on."""
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+class Database:
+    """Named operations on the tables; every method runs one short transaction."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = create_engine(url)
+        self.dialect = self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        connection = self.engine.connect()
+        if self.dialect == "sqlite":
+            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+        try:
+            with connection.begin():
+                yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    # Claims
+
+    def claim(self, *, host: str, instance_id: str, limit: int) -> list[OperationRow]:
+        """Claim up to `limit` pending rows of `host`: highest priority first, then oldest.
+
+        A row is skipped while its container has a row in progress or an older pending row,
+        so operations on one container run one at a time in creation order.
+        """
+        if limit <= 0:
+            return []
+        o = operations.alias("o")
+        p = operations.alias("p")
+        earlier_or_running = (
+            sa.select(p.c.id)
+            .where(p.c.container == o.c.container, p.c.host == o.c.host)
+            .where(
+                sa.or_(
+                    p.c.status == "in_progress",
+                    sa.and_(
+                        p.c.status == "pending",
+                        sa.or_(
+                            p.c.created_at < o.c.created_at,
+                            sa.and_(p.c.created_at == o.c.created_at, p.c.id < o.c.id),
+                        ),
+                    ),
+                )
+            )
+            .exists()
+        )
+        query = (
+            sa.select(o.c.id)
+            .where(o.c.status == "pending", o.c.host == host)
+            .where(o.c.cancel_requested == sa.false())
+            .where(sa.or_(o.c.container.is_(None), ~earlier_or_running))
+            .order_by(o.c.priority.desc(), o.c.created_at, o.c.id)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=o)
+
+        with self._write() as conn:
+            ids = list(conn.execute(query).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                operations.update()
+                .where(operations.c.id.in_(ids), operations.c.status == "pending")
+                .values(
+                    status="in_progress",
+                    attempts=operations.c.attempts + 1,
+                    claimed_by=instance_id,
+                    heartbeat_at=utcnow(),
+                    started_at=sa.func.coalesce(operations.c.started_at, utcnow()),
+                    updated_at=utcnow(),
+                    error=None,
+                )
+            )
+            rows = conn.execute(sa.select(operations).where(operations.c.id.in_(ids))).mappings()
+            claimed = [OperationRow.from_mapping(row) for row in rows]
+        claimed.sort(key=lambda row: ids.index(row.id))
+        return claimed
+
+    def heartbeat(self, claims: Sequence[tuple[int, int]]) -> dict[int, bool]:
+        """Refresh the heartbeat of each `(id, attempt)` claim.
+
+        Returns, for each claim still held, whether cancellation was requested; a claim that
+        was lost is missing from the result.
+        """
+        held: dict[int, bool] = {}
+        if not claims:
+            return held
+        with self._write() as conn:
+            for op_id, attempt in claims:
+                changed = conn.execute(
+                    self._fenced(op_id, attempt).values(heartbeat_at=utcnow())
+                ).rowcount
+                if changed:
+                    held[op_id] = False
+            if held:
+                rows = conn.execute(
+                    sa.select(operations.c.id, operations.c.cancel_requested).where(
+                        operations.c.id.in_(list(held))
+                    )
+                )
+                for op_id, cancel in rows:
+                    held[op_id] = bool(cancel)
+        return held
+
+    @staticmethod
+    def _fenced(op_id: int, attempt: int) -> sa.Update:
+        return operations.update().where(
+            operations.c.id == op_id,
+            operations.c.attempts == attempt,
+            operations.c.status == "in_progress",
+        )
+
+    def update(
+        self,
+        op_id: int,
+        attempt: int,
+        *,
+        logs: Sequence[NewLog] = (),
+        **values: Any,
+    ) -> bool:
+        """Write progress, message or result of a claimed row, plus any pending log rows.
+
+        Returns False, and writes nothing, when the claim was lost.
+        """
+        with self._write() as conn:
+            if values:
+                values["updated_at"] = utcnow()
+                if "result" in values and not isinstance(values["result"], (str, type(None))):
+                    values["result"] = json.dumps(values["result"], default=str)
+                changed = conn.execute(self._fenced(op_id, attempt).values(**values)).rowcount
+                if not changed:
+                    conn.rollback()
+                    return False
+            self._insert_logs(conn, logs)
+        return True
+
+    def finish(
+        self,
+        op_id: int,
+        attempt: int,
+        *,
+        status: str,
+        message: str | None,
+        error: str | None = None,
+        result: dict[str, Any] | None = None,
+        progress: int | None = None,
+        logs: Sequence[NewLog] = (),
+    ) -> bool:
+        """Move a claimed row to a terminal status; False when the claim was lost."""
+        assert status in TERMINAL_STATUSES
+        values: dict[str, Any] = {
+            "status": status,
+            "message": message,
+            "error": error,
+            "finished_at": utcnow(),
+            "updated_at": utcnow(),
+            "heartbeat_at": None,
+        }
+        if result is not None:
+            values["result"] = json.dumps(result, default=str)
+        if progress is not None:
+            values["progress"] = progress
+        with self._write() as conn:
+            changed = conn.execute(self._fenced(op_id, attempt).values(**values)).rowcount
+            if not changed:
+                conn.rollback()
+                return False
+            self._insert_logs(conn, logs)
+        return True
+
+    def release(
+        self,
+        op_id: int,
+        attempt: int,
+        *,
+        message: str,
+        result: dict[str, Any] | None = None,
+        logs: Sequence[NewLog] = (),
+    ) -> bool:
+        """Return a claimed row to `pending`, keeping its journal, so a later claim resumes it."""
+        values: dict[str, Any] = {
+            "status": "pending",
+            "message": message,
+            "claimed_by": None,
+            "heartbeat_at": None,
+            "updated_at": utcnow(),
+        }
+        if result is not None:
+            values["result"] = json.dumps(result, default=str)
+        with self._write() as conn:
+            changed = conn.execute(self._fenced(op_id, attempt).values(**values)).rowcount
+            if not changed:
+                conn.rollback()
+                return False
+            self._insert_logs(conn, logs)
+        return True
+
+    def _insert_logs(self, conn: sa.Connection, logs: Sequence[NewLog]) -> None:
+        if not logs:
+            return
+        conn.execute(
+            operation_logs.insert(),
+            [
+                {
+                    "operation_id": log.operation_id,
+                    "level": log.level,
+                    "message": log.message,
+                    "details": json.dumps(log.details, default=str) if log.details else None,
+                    "created_at": utc_now(),
+                }
+                for log in logs
+            ],
+        )
+
+    def add_logs(self, logs: Sequence[NewLog]) -> None:
+        """Write log rows that belong to no particular claim (sweeps, rescues)."""
+        with self._write() as conn:
+            self._insert_logs(conn, logs)
+
+    def cancel_flags(self, op_ids: Sequence[int]) -> set[int]:
+        """Return which of the given rows have `cancel_requested` set."""
+        if not op_ids:
+            return set()
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(operations.c.id).where(
+                    operations.c.id.in_(list(op_ids)), operations.c.cancel_requested == sa.true()
+                )
+            )
+            return set(rows.scalars())
+
+    def cancel_requested(self, op_id: int) -> bool:
+        with self._read() as conn:
+            value = conn.execute(
+                sa.select(operations.c.cancel_requested).where(operations.c.id == op_id)
+            ).scalar()
+        return bool(value)
+
+    # Sweeps
+
+    def cancel_pending(self, *, host: str) -> list[int]:
+        """Cancel every pending row of `host` whose cancellation was requested."""
+        wanted = sa.select(operations.c.id).where(
+            operations.c.status == "pending",
+            operations.c.host == host,
+            operations.c.cancel_requested == sa.true(),
+        )
+        # Read first: the common case finds nothing and then takes no write lock.
+        with self._read() as conn:
+            if conn.execute(wanted.limit(1)).first() is None:
+                return []
+        with self._write() as conn:
+            ids = list(conn.execute(wanted).scalars())
+            if not ids:
+                return []
+            conn.execute(
+                operations.update()
+                .where(operations.c.id.in_(ids), operations.c.status == "pending")
+                .values(
+                    status="cancelled",
+                    message="cancelled before it started",
+                    finished_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            )
+            self._insert_logs(
+                conn,
+                [NewLog(op_id, "INFO", "Cancelled at the request of a user before it started") for op_id in ids],
+            )
+        return ids
+
+    def in_progress(self, *, host: str, stale_before: datetime | None) -> list[OperationRow]:
+        """Return the in-progress rows of `host`, only those with a heartbeat before `stale_before` if given."""
+        query = sa.select(operations).where(
+            operations.c.status == "in_progress", operations.c.host == host
+        )
+        if stale_before is not None:
+            query = query.where(
+                sa.or_(operations.c.heartbeat_at.is_(None), operations.c.heartbeat_at < stale_before)
+            )
+        with self._read() as conn:
+            return [OperationRow.from_mapping(row) for row in conn.execute(query).mappings()]
+
+    def rescue(self, row: OperationRow, *, fail: bool, message: str) -> bool:
+        """Return a stale in-progress row to pending, or fail it; fenced by its attempts."""
+        values: dict[str, Any] = {
+            "claimed_by": None,
+            "heartbeat_at": None,
+            "updated_at": utcnow(),
+            "message": message,
+        }
+        if fail:
+            values.update(status="failed", error=message, finished_at=utcnow())
+        else:
+            values.update(status="pending")
+        level = "ERROR" if fail else "WARNING"
+        with self._write() as conn:
+            changed = conn.execute(self._fenced(row.id, row.attempts).values(**values)).rowcount
+            if not changed:
+                conn.rollback()
+                return False
+            self._insert_logs(conn, [NewLog(row.id, level, message)])
+        return True
+
+    def delete_logs_before(self, cutoff: datetime) -> int:
+        """Delete log rows of finished operations that finished before `cutoff`."""
+        finished = sa.select(operations.c.id).where(
+            operations.c.status.in_(TERMINAL_STATUSES), operations.c.finished_at < cutoff
+        )
+        with self._write() as conn:
+            return conn.execute(
+                operation_logs.delete().where(operation_logs.c.operation_id.in_(finished))
+            ).rowcount
+
+    # Reads and inserts for the CLI and API
+
+    def insert(self, **values: Any) -> int:
+        """Insert an operation row; JSON columns may be given as mappings."""
+        for key in ("spec", "options", "result"):
+            if key in values and values[key] is not None and not isinstance(values[key], str):
+                values[key] = json.dumps(values[key])
+        with self._write() as conn:
+            return int(conn.execute(operations.insert().values(**values)).inserted_primary_key[0])
+
+    def request_cancel(self, op_id: int) -> OperationRow | None:
+        """Set `cancel_requested` on a row that has not finished; return the row."""
+        with self._write() as conn:
+            conn.execute(
+                operations.update()
+                .where(operations.c.id == op_id, operations.c.status.notin_(TERMINAL_STATUSES))
+                .values(cancel_requested=True, updated_at=utcnow())
+            )
+            row = conn.execute(sa.select(operations).where(operations.c.id == op_id)).mappings().first()
+        return OperationRow.from_mapping(row) if row else None
+
+    def get(self, op_id: int) -> OperationRow | None:
+        with self._read() as conn:
+            row = conn.execute(sa.select(operations).where(operations.c.id == op_id)).mappings().first()
+        return OperationRow.from_mapping(row) if row else None
+
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        container: str | None = None,
+        limit: int = 50,
+        before_id: int | None = None,
+    ) -> list[OperationRow]:
+        query = sa.select(operations).order_by(operations.c.id.desc()).limit(limit)
+        if status:
+            query = query.where(operations.c.status == status)
+        if type:
+            query = query.where(operations.c.type == type)
+        if container:
+            query = query.where(operations.c.container == container)
+        if before_id:
+            query = query.where(operations.c.id < before_id)
+        with self._read() as conn:
+            return [OperationRow.from_mapping(row) for row in conn.execute(query).mappings()]
+
+    def logs(
+        self, op_id: int, *, after: int = 0, level: str | None = None, limit: int = 1000
+    ) -> list[LogRow]:
+        query = (
+            sa.select(operation_logs)
+            .where(operation_logs.c.operation_id == op_id, operation_logs.c.id > after)
+            .order_by(operation_logs.c.id)
+            .limit(limit)
+        )
+        if level:
+            levels = ("DEBUG", "INFO", "WARNING", "ERROR")
+            query = query.where(operation_logs.c.level.in_(levels[levels.index(level):]))
+        with self._read() as conn:
+            return [LogRow(**row) for row in conn.execute(query).mappings()]
+
+    def pending_stats(self, *, host: str) -> tuple[int, int, datetime | None]:
+        """Return the number of pending and in-progress rows and the oldest pending time."""
+        with self._read() as conn:
+            pending, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(operations.c.created_at)).where(
+                    operations.c.status == "pending", operations.c.host == host
+                )
+            ).one()
+            running = conn.execute(
+                sa.select(sa.func.count()).where(
+                    operations.c.status == "in_progress", operations.c.host == host
+                )
+            ).scalar_one()
+        return int(pending), int(running), oldest
+
+
+def stale_cutoff(stale_after: float) -> datetime:
+    return utc_now() - timedelta(seconds=stale_after)

@@ -1,0 +1,127 @@
+"""The asynchronous face of the database: each call runs in a worker thread.
+
+The event loop never waits on a database call. On SQLite one thread at a time writes (the
+file has a single writer anyway, and queueing here is cheaper than on the busy handler); on
+PostgreSQL several calls run at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+from typing import Any, Callable, Sequence, TypeVar
+
+import anyio
+import anyio.to_thread
+from sqlalchemy.exc import OperationalError
+
+from controller.clients.database import Database, LogRow, NewLog, OperationRow
+from controller.errors import TransientError
+
+T = TypeVar("T")
+
+
+class Store:
+    """Named database operations, awaited from the reactor."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        capacity = 1 if database.dialect == "sqlite" else 8
+        self._limiter = anyio.CapacityLimiter(capacity)
+
+    async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        call = functools.partial(function, *args, **kwargs)
+        try:
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        except OperationalError as exc:
+            # Locked or unreachable database: the caller retries later.
+            raise TransientError(f"database call {function.__name__} failed: {exc.orig}") from exc
+
+    async def claim(self, *, host: str, instance_id: str, limit: int) -> list[OperationRow]:
+        return await self._run(self.database.claim, host=host, instance_id=instance_id, limit=limit)
+
+    async def heartbeat(self, claims: Sequence[tuple[int, int]]) -> dict[int, bool]:
+        return await self._run(self.database.heartbeat, list(claims))
+
+    async def update(self, op_id: int, attempt: int, *, logs: Sequence[NewLog] = (), **values: Any) -> bool:
+        return await self._run(self.database.update, op_id, attempt, logs=list(logs), **values)
+
+    async def finish(self, op_id: int, attempt: int, **kwargs: Any) -> bool:
+        return await self._run(self.database.finish, op_id, attempt, **kwargs)
+
+    async def release(self, op_id: int, attempt: int, **kwargs: Any) -> bool:
+        return await self._run(self.database.release, op_id, attempt, **kwargs)
+
+    async def add_logs(self, logs: Sequence[NewLog]) -> None:
+        await self._run(self.database.add_logs, list(logs))
+
+    async def cancel_flags(self, op_ids: Sequence[int]) -> set[int]:
+        return await self._run(self.database.cancel_flags, list(op_ids))
+
+    async def cancel_requested(self, op_id: int) -> bool:
+        return await self._run(self.database.cancel_requested, op_id)
+
+    async def cancel_pending(self, *, host: str) -> list[int]:
+        return await self._run(self.database.cancel_pending, host=host)
+
+    async def in_progress(self, *, host: str, stale_before: Any) -> list[OperationRow]:
+        return await self._run(self.database.in_progress, host=host, stale_before=stale_before)
+
+    async def rescue(self, row: OperationRow, *, fail: bool, message: str) -> bool:
+        return await self._run(self.database.rescue, row, fail=fail, message=message)
+
+    async def delete_logs_before(self, cutoff: Any) -> int:
+        return await self._run(self.database.delete_logs_before, cutoff)
+
+    async def insert(self, **values: Any) -> int:
+        return await self._run(self.database.insert, **values)
+
+    async def get(self, op_id: int) -> OperationRow | None:
+        return await self._run(self.database.get, op_id)
+
+    async def logs(self, op_id: int, **kwargs: Any) -> list[LogRow]:
+        return await self._run(self.database.logs, op_id, **kwargs)
+
+    async def pending_stats(self, *, host: str) -> tuple[int, int, Any]:
+        return await self._run(self.database.pending_stats, host=host)
+
+
+class SqliteChangeWatcher:
+    """Notice commits made by other processes to a SQLite file, cheaply.
+
+    `PRAGMA data_version` changes whenever another connection commits; reading it touches
+    only the WAL index in shared memory, so checking it every few milliseconds costs almost
+    nothing and never takes the write lock.
+    """
+
+    def __init__(self, path: str) -> None:
+        self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._limiter = anyio.CapacityLimiter(1)
+        self._version = self._read_version()
+
+    def _read_version(self) -> int:
+        return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def _changed(self) -> bool:
+        version = self._read_version()
+        changed = version != self._version
+        self._version = version
+        return changed
+
+    async def changed(self) -> bool:
+        """Return True when another connection committed since the last call."""
+        return await anyio.to_thread.run_sync(self._changed, limiter=self._limiter)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+def sqlite_path(url: str) -> str | None:
+    """Return the file path of a `sqlite:///PATH` URL, or None for other databases and memory."""
+    if not url.startswith("sqlite"):
+        return None
+    _, _, path = url.partition(":///")
+    if not path or path == ":memory:":
+        return None
+    return os.path.abspath(path.split("?", 1)[0])

@@ -1,0 +1,48 @@
+"""Process logging with structlog: JSON off a terminal, readable on one.
+
+Every record has a stable `event` name (`operation.claimed`, `docker.call`, ...), the bound
+ids (`operation_id`, `type`, `container`, `step`) and the sentence for humans in `message`.
+A redaction processor runs last before rendering, so no secret reaches the output even when a
+caller passes one by mistake.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import structlog
+
+from controller.specs.redact import redact
+
+
+def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return redact(event_dict)
+
+
+def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:
+    """Configure structlog for the process; safe to call more than once."""
+    use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(**bound: Any) -> Any:
+    return structlog.get_logger("dockwright").bind(**bound)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the two public tables; `controller.clients.migrate` runs them."""

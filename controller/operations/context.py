@@ -1,0 +1,157 @@
+"""What a running operation sees: its row, its journal, and the ways it reports progress.
+
+Every log line of an operation becomes a row in `docker_operation_logs` and a structlog
+event with the same ids. Rows are buffered and written together with the next progress
+update or checkpoint, in one transaction, so a chatty step costs one commit, not one per line.
+Every write is fenced by the claim's attempt; when the claim was lost, `LostClaim` stops the
+operation.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.clients.database import NewLog, OperationRow
+from controller.clients.docker import DockerClient, DockerNotFound, EngineUnavailable
+from controller.clients.store import Store
+from controller.config import Settings
+from controller.errors import CancelledByRequest
+from controller.logs import get_logger
+from controller.specs.redact import redact
+from controller.specs.row import OperationRequest
+
+# The operation whose task is running; Docker call observers use it to attribute calls.
+current_operation: contextvars.ContextVar["OperationContext | None"] = contextvars.ContextVar(
+    "current_operation", default=None
+)
+
+_STRUCTLOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
+
+
+class LostClaim(Exception):
+    """Another controller took the row over, or it was finished elsewhere."""
+
+
+@dataclass
+class Services:
+    """What the reactor lends each operation."""
+
+    store: Store
+    docker: DockerClient
+    settings: Settings
+    registry: Any = None  # the registry client, once configured
+    # Ids of running operations whose cancellation was requested; the reactor fills it.
+    cancelled: set[int] = field(default_factory=set)
+
+
+class OperationContext:
+    """One claim of one operation."""
+
+    def __init__(self, row: OperationRow, request: OperationRequest, services: Services) -> None:
+        self.row = row
+        self.request = request
+        self.services = services
+        self.store = services.store
+        self.docker = services.docker
+        self.settings = services.settings
+        self.attempt = row.attempts
+        self.result: dict[str, Any] = row.result_data()
+        self.journal: dict[str, Any] = self.result.setdefault("journal", {})
+        self.step = "claimed"
+        self.progress_value = row.progress or 0
+        if row.cancel_requested:
+            services.cancelled.add(row.id)
+        self.logger = get_logger(operation_id=row.id, type=row.type, container=row.container)
+        self._pending_logs: list[NewLog] = []
+
+    @property
+    def id(self) -> int:
+        return self.row.id
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return self.request.options
+
+    # Logging
+
+    def log(self, level: str, message: str, *, event: str = "operation.log", **details: Any) -> None:
+        """Record a log line: buffered for the table, emitted at once as a structlog event."""
+        details = redact(details) if details else {}
+        self._pending_logs.append(NewLog(self.row.id, level, message, details or None))
+        getattr(self.logger, _STRUCTLOG_LEVELS[level])(event, message=message, step=self.step, **details)
+
+    def observe_docker_call(self, *, call: str, cli: str | None, seconds: float, error: BaseException | None) -> None:
+        details: dict[str, Any] = {"call": call, "duration_ms": round(seconds * 1000, 1)}
+        if cli:
+            details["cli"] = cli
+        if isinstance(error, DockerNotFound):
+            # A lookup of something that does not exist yet is routine, not a failure.
+            self.log("DEBUG", f"Docker {call}: not found ({details['duration_ms']} ms)", event="docker.call", **details)
+        elif error is None:
+            self.log("DEBUG", f"Docker {call} took {details['duration_ms']} ms", event="docker.call", **details)
+        else:
+            details["error"] = str(error)
+            level = "WARNING" if isinstance(error, EngineUnavailable) else "INFO"
+            self.log(level, f"Docker {call} failed after {details['duration_ms']} ms: {error}", event="docker.call", **details)
+
+    def take_logs(self) -> list[NewLog]:
+        logs, self._pending_logs = self._pending_logs, []
+        return logs
+
+    # Progress and state
+
+    async def begin_step(self, step: str, message: str, *, progress: int | None = None) -> None:
+        """Start a named step: check for cancellation, log it and show it in `message`."""
+        await self.check_cancel()
+        self.step = step
+        self.log("INFO", message, event="operation.step")
+        await self.report(progress=progress, message=message)
+
+    async def report(self, *, progress: int | None = None, message: str | None = None) -> None:
+        """Write progress and message, and flush buffered log rows; progress never goes down."""
+        values: dict[str, Any] = {}
+        if progress is not None:
+            progress = max(self.progress_value, min(100, int(progress)))
+            if progress != self.progress_value:
+                self.progress_value = progress
+                values["progress"] = progress
+        if message is not None:
+            values["message"] = message
+        await self._write(**values)
+
+    async def save_journal(self, **entries: Any) -> None:
+        """Record finished steps in `result.journal`, durably, before going on."""
+        self.journal.update(entries)
+        await self._write(result=self.result)
+
+    async def flush(self) -> None:
+        await self._write()
+
+    async def _write(self, **values: Any) -> None:
+        logs = self.take_logs()
+        if not values and not logs:
+            return
+        if not await self.store.update(self.row.id, self.attempt, logs=logs, **values):
+            raise LostClaim(f"operation {self.row.id}: claim {self.attempt} is no longer held")
+
+    @property
+    def cancel_requested(self) -> bool:
+        return self.row.id in self.services.cancelled
+
+    async def check_cancel(self) -> None:
+        """Raise `CancelledByRequest` if a user asked to cancel (checked at step boundaries)."""
+        if self.cancel_requested:
+            raise CancelledByRequest(f"cancelled at the request of a user during step {self.step}")
+
+
+class StepTimer:
+    """Measure a step's duration for its log line."""
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+
+    def seconds(self) -> float:
+        return round(time.monotonic() - self.started, 3)

@@ -1,0 +1,230 @@
+"""The `start` operation: create and start a container from a Compose service mapping.
+
+Steps: plan (parse and validate the spec), inspect (idempotency against an existing
+container), pull (by the pull policy), prepare (missing networks and volumes), create,
+connect (further networks, since API 1.41 creates on one network only), start, verify.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from controller.clients.docker import DockerNotFound
+from controller.errors import PermanentError, SpecError
+from controller.operations.context import OperationContext
+from controller.operations.pulling import ensure_image
+from controller.specs.cli_render import (
+    render_command,
+    render_create,
+    render_network_connect,
+    render_network_create,
+    render_volume_create,
+)
+from controller.specs.compose import plan_compose_service, plan_service
+from controller.specs.compose_file import load_compose_service
+from controller.specs.plan import LABEL_SPEC_HASH, ContainerPlan
+from controller.specs.reference import parse_reference
+
+COMPOSE_FILE_KEYS = {"compose_file", "service", "project"}
+
+
+def build_plan(ctx: OperationContext) -> ContainerPlan:
+    """Turn the row's spec, container and image columns into a container plan."""
+    request = ctx.request
+    spec = request.spec or {}
+
+    if "compose_file" in spec:
+        unknown = set(spec) - COMPOSE_FILE_KEYS
+        if unknown:
+            raise SpecError(
+                f"spec.{sorted(unknown)[0]}",
+                "a compose-file spec takes only compose_file, service and project; "
+                "put service keys into the compose file",
+            )
+        if not isinstance(spec.get("service"), str) or not spec["service"]:
+            raise SpecError("spec.service", "name the service of the compose file to start")
+        compose = load_compose_service(
+            Path(spec["compose_file"]),
+            service=spec["service"],
+            project=spec.get("project"),
+            environ=os.environ,
+        )
+        return plan_compose_service(compose, name=request.container, image=request.image)
+
+    return plan_service(spec, name=request.container, image=request.image)
+
+
+async def run(ctx: OperationContext) -> dict[str, Any]:
+    await ctx.begin_step("plan", "Validating the spec", progress=1)
+    plan = build_plan(ctx)
+    reference = parse_reference(plan.image)
+    wanted_hash = (plan.body.get("Labels") or {}).get(LABEL_SPEC_HASH)
+    ctx.log("INFO", f"Planned container {plan.name} from image {reference.familiar()}", spec_hash=wanted_hash)
+
+    await ctx.begin_step("inspect", f"Looking for an existing container {plan.name}", progress=3)
+    existing = await ctx.docker.inspect_container(plan.name)
+    if existing is not None:
+        outcome = await _reconcile_existing(ctx, plan, existing, wanted_hash)
+        if outcome is not None:
+            return outcome
+
+    policy = ctx.options.get("pull", "missing")
+    await ctx.begin_step("pull", f"Ensuring image {reference.familiar()} (pull policy {policy})", progress=5)
+    image = await ensure_image(ctx, reference, policy=policy, progress_from=5, progress_to=80)
+
+    await ctx.begin_step("prepare", "Creating missing networks and volumes", progress=82)
+    await _ensure_networks(ctx, plan)
+    await _ensure_volumes(ctx, plan)
+
+    await ctx.begin_step("create", f"Creating container {plan.name}", progress=86)
+    created = await ctx.docker.call(
+        "create_container_from_config", plan.body, name=plan.name, cli=render_create(plan)
+    )
+    container_id = created["Id"]
+    await ctx.save_journal(created_container_id=container_id)
+    for warning in created.get("Warnings") or []:
+        ctx.log("WARNING", f"Engine warning on create: {warning}")
+
+    for attachment in plan.connect:
+        await ctx.docker.call(
+            "connect_container_to_network",
+            container_id,
+            attachment.name,
+            ipv4_address=attachment.ipv4_address,
+            ipv6_address=attachment.ipv6_address,
+            aliases=list(attachment.aliases) or None,
+            mac_address=attachment.mac_address,
+            cli=render_network_connect(attachment.name, plan.name, attachment),
+        )
+
+    await ctx.begin_step("start", f"Starting container {plan.name}", progress=92)
+    await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
+
+    await ctx.begin_step("verify", f"Checking that {plan.name} runs", progress=97)
+    state = await _running_state(ctx, plan.name)
+    ctx.log("INFO", f"Container {plan.name} runs as {container_id[:12]}", event="container.started")
+    return {
+        "outcome": "created",
+        "container_id": container_id,
+        "container": plan.name,
+        "image": reference.familiar(),
+        "image_id": image["Id"],
+        "spec_hash": wanted_hash,
+        "started_at": state.get("StartedAt"),
+    }
+
+
+async def _reconcile_existing(
+    ctx: OperationContext, plan: ContainerPlan, existing: dict[str, Any], wanted_hash: str | None
+) -> dict[str, Any] | None:
+    """Handle a container that already has the name; None means go on and create it."""
+    labels = (existing.get("Config") or {}).get("Labels") or {}
+    current_hash = labels.get(LABEL_SPEC_HASH)
+    running = bool((existing.get("State") or {}).get("Running"))
+    container_id = existing["Id"]
+    result = {
+        "container_id": container_id,
+        "container": plan.name,
+        "image_id": existing.get("Image"),
+        "spec_hash": wanted_hash,
+    }
+
+    if current_hash == wanted_hash and running:
+        ctx.log("INFO", f"Container {plan.name} already runs from the same spec; nothing to do")
+        return {**result, "outcome": "already_running"}
+
+    if current_hash == wanted_hash:
+        await ctx.begin_step("start", f"Starting the existing stopped container {plan.name}", progress=50)
+        await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
+        await _running_state(ctx, plan.name)
+        return {**result, "outcome": "started_existing"}
+
+    if ctx.journal.get("created_container_id") == container_id:
+        # Our own container from an earlier, interrupted claim of this operation.
+        ctx.log("INFO", f"Resuming with container {container_id[:12]} created by an earlier attempt")
+        await ctx.begin_step("start", f"Starting container {plan.name}", progress=92)
+        await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
+        await _running_state(ctx, plan.name)
+        return {**result, "outcome": "created"}
+
+    if not ctx.options.get("replace"):
+        raise PermanentError(
+            f"container {plan.name} already exists with a different configuration "
+            f"(spec hash {current_hash or 'none'}, wanted {wanted_hash}); submit a recreate, "
+            "or set options.replace to true to remove and replace it"
+        )
+
+    await ctx.begin_step("replace", f"Removing the existing container {plan.name} to replace it", progress=4)
+    await ctx.docker.call(
+        "remove_container", container_id, force=True, cli=render_command("docker", "rm", "--force", plan.name)
+    )
+    return None
+
+
+async def _ensure_networks(ctx: OperationContext, plan: ContainerPlan) -> None:
+    for network in plan.networks:
+        try:
+            await ctx.docker.call("inspect_network", network.name)
+            continue
+        except DockerNotFound:
+            if network.external:
+                raise PermanentError(
+                    f"network {network.name} is declared external but does not exist; create it first"
+                ) from None
+
+        await ctx.docker.call(
+            "create_network",
+            network.name,
+            driver=network.driver,
+            options=network.driver_opts or None,
+            ipam=network.ipam,
+            internal=network.internal,
+            labels=network.labels or None,
+            enable_ipv6=network.enable_ipv6,
+            attachable=network.attachable or None,
+            cli=render_network_create(network),
+        )
+        ctx.log("INFO", f"Created network {network.name}", event="network.created")
+
+
+async def _ensure_volumes(ctx: OperationContext, plan: ContainerPlan) -> None:
+    for volume in plan.volumes:
+        try:
+            await ctx.docker.call("inspect_volume", volume.name)
+            continue
+        except DockerNotFound:
+            if volume.external:
+                raise PermanentError(
+                    f"volume {volume.name} is declared external but does not exist; create it first"
+                ) from None
+
+        await ctx.docker.call(
+            "create_volume",
+            volume.name,
+            driver=volume.driver,
+            driver_opts=volume.driver_opts or None,
+            labels=volume.labels or None,
+            cli=render_volume_create(volume),
+        )
+        ctx.log("INFO", f"Created volume {volume.name}", event="volume.created")
+
+
+async def _running_state(ctx: OperationContext, name: str) -> dict[str, Any]:
+    """Return the container's state, or fail when it is not running."""
+    inspect = await ctx.docker.inspect_container(name)
+    state = (inspect or {}).get("State") or {}
+    if state.get("Running"):
+        return state
+    tail = ""
+    try:
+        output = await ctx.docker.call("logs", name, tail=20, stdout=True, stderr=True)
+        tail = output.decode(errors="replace").strip()[-1000:] if output else ""
+    except PermanentError:
+        pass
+    raise PermanentError(
+        f"container {name} exited right after start with exit code {state.get('ExitCode')}"
+        f"{': ' + state['Error'] if state.get('Error') else ''}"
+        f"{'; last output: ' + tail if tail else ''}; check its command and configuration"
+    )

@@ -1,0 +1,315 @@
+"""The reconcile loop: claim pending rows and carry them out with bounded concurrency.
+
+The loop wakes on whichever comes first: a change notification (another process committed
+to the SQLite file), a finished operation freeing a slot, the poll interval, or shutdown.
+Beside it run the heartbeats of the claims it holds, the stale sweep, the log retention
+cleanup and, while the engine is unreachable, a probe that resumes claiming once it answers.
+
+Shutdown (SIGTERM or SIGINT): stop claiming, give running operations `shutdown_grace`
+seconds to finish, then cancel them; each returns its row to `pending` with its journal. A
+second signal cancels them at once.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import anyio
+from anyio.abc import TaskGroup
+
+from controller.clients.database import Database, OperationRow, stale_cutoff, utc_now
+from controller.clients.docker import DockerClient
+from controller.clients.store import SqliteChangeWatcher, Store, sqlite_path
+from controller.config import Settings
+from controller.errors import TransientError
+from controller.logs import get_logger
+from controller.operations.context import Services, current_operation
+from controller.reactor.executor import execute
+from controller.reactor.lock import InstanceLock
+from controller.specs.row import MAX_ATTEMPTS_LIMIT
+
+CHANGE_CHECK_INTERVAL = 0.01  # seconds between `PRAGMA data_version` checks
+CANCEL_CHECK_INTERVAL = 1.0  # seconds between reads of `cancel_requested` of running rows
+ENGINE_PROBE_MAX = 30.0  # seconds, the longest wait between engine probes
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+@dataclass
+class Running:
+    """A claim this controller holds."""
+
+    row: OperationRow
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+def _route_docker_call(**kwargs: Any) -> None:
+    ctx = current_operation.get()
+    if ctx is not None:
+        ctx.observe_docker_call(**kwargs)
+
+
+def _max_attempts(row: OperationRow) -> int:
+    try:
+        value = json.loads(row.options or "{}").get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    except (ValueError, AttributeError):
+        return DEFAULT_MAX_ATTEMPTS
+    if isinstance(value, int) and 1 <= value <= MAX_ATTEMPTS_LIMIT:
+        return value
+    return DEFAULT_MAX_ATTEMPTS
+
+
+class Controller:
+    """One controller instance serving the rows of `settings.host`."""
+
+    def __init__(self, settings: Settings, *, docker: DockerClient | None = None) -> None:
+        self.settings = settings
+        self.log = get_logger(instance=settings.instance_id, host=settings.host)
+        self.database = Database(settings.database_url)
+        self.store = Store(self.database)
+        self.docker = docker or DockerClient(
+            base_url=settings.docker_host, timeout=settings.docker_timeout, observer=_route_docker_call
+        )
+        self.services = Services(store=self.store, docker=self.docker, settings=settings)
+        self.running: dict[int, Running] = {}
+        self.stopping = False
+        self.engine_down: str | None = None
+        self._wake = anyio.Event()
+        self._idle = anyio.Event()
+        self._lock: InstanceLock | None = None
+        self._watcher: SqliteChangeWatcher | None = None
+        self._path = sqlite_path(settings.database_url)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # Start and stop
+
+    def acquire(self) -> None:
+        """Take the one-controller lock of a SQLite file; raises `AlreadyRunning`."""
+        if self._path is not None:
+            self._lock = InstanceLock(self._path)
+            self._lock.acquire()
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._watcher.close()
+        if self._lock is not None:
+            self._lock.release()
+        self.database.close()
+
+    async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Serve until SIGTERM or SIGINT (or until the task is cancelled)."""
+        self.log.info("controller.starting", message="Controller starting", settings=self.settings.redacted())
+        if self._path is not None:
+            self._watcher = SqliteChangeWatcher(self._path)
+            # The file lock proves no other controller runs on this file: every in-progress
+            # row of this host belongs to a controller that died.
+            await self._rescue(stale_before=None)
+        else:
+            await self._rescue(stale_before=stale_cutoff(self.settings.stale_after))
+
+        if not await self.docker.ping():
+            self._engine_lost(f"Docker engine at {self.docker.endpoint()} does not answer")
+
+        async with anyio.create_task_group() as services:
+            services.start_soon(self._handle_signals, services)
+            services.start_soon(self._heartbeats)
+            services.start_soon(self._sweeps)
+            if self._watcher is not None:
+                services.start_soon(self._watch_changes)
+            self.log.info("controller.ready", message=f"Controller ready; serving host {self.settings.host}")
+            task_status.started()
+            await self._claim_loop()
+            services.cancel_scope.cancel()
+        self.log.info("controller.stopped", message="Controller stopped")
+
+    async def _handle_signals(self, services: TaskGroup) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if not self.stopping:
+                    self.log.info(
+                        "controller.stopping",
+                        message=f"{name} received: no new claims; running operations get "
+                        f"{self.settings.shutdown_grace:.0f} s to finish",
+                        running=len(self.running),
+                    )
+                    self.stopping = True
+                    self.wake()
+                else:
+                    self.log.warning("controller.stopping", message=f"second {name}: cancelling running operations now")
+                    for running in list(self.running.values()):
+                        running.scope.cancel()
+
+    # Claiming
+
+    async def _claim_loop(self) -> None:
+        async with anyio.create_task_group() as workers:
+            while not self.stopping:
+                self._wake = anyio.Event()
+                claimed = await self._claim_once(workers)
+                if self.stopping:
+                    break
+                free = self.settings.concurrency - len(self.running)
+                if claimed and free > 0:
+                    continue  # there may be more pending rows
+                with anyio.move_on_after(self.settings.poll_interval):
+                    await self._wake.wait()
+
+            await self._drain(workers)
+
+    async def _claim_once(self, workers: TaskGroup) -> int:
+        try:
+            await self.store.cancel_pending(host=self.settings.host)
+            if self.engine_down:
+                return 0
+            free = self.settings.concurrency - len(self.running)
+            if free <= 0:
+                return 0
+            rows = await self.store.claim(
+                host=self.settings.host, instance_id=self.settings.instance_id, limit=free
+            )
+        except TransientError as exc:
+            self.log.warning("controller.claim_failed", message=f"{exc}; trying again at the next wake-up")
+            return 0
+
+        for row in rows:
+            running = Running(row)
+            self.running[row.id] = running
+            self._idle = anyio.Event()
+            workers.start_soon(self._execute, running)
+        return len(rows)
+
+    async def _execute(self, running: Running) -> None:
+        row = running.row
+        try:
+            with running.scope:
+                await execute(row, self.services, on_engine_down=self._engine_lost)
+        except Exception as exc:  # noqa: BLE001 - never let one operation stop the controller
+            self.log.error("operation.crashed", operation_id=row.id, message=f"unhandled error: {exc!r}")
+        finally:
+            self.running.pop(row.id, None)
+            self.services.cancelled.discard(row.id)
+            if not self.running:
+                self._idle.set()
+            self.wake()
+
+    async def _drain(self, workers: TaskGroup) -> None:
+        if not self.running:
+            return
+        with anyio.move_on_after(self.settings.shutdown_grace):
+            await self._idle.wait()
+        if self.running:
+            self.log.warning(
+                "controller.stopping",
+                message=f"{len(self.running)} operations still running after the grace period; "
+                "returning them to pending",
+            )
+            workers.cancel_scope.cancel()
+
+    # Engine availability
+
+    def _engine_lost(self, reason: str) -> None:
+        """Pause claiming; `_sweeps` probes the engine until it answers again."""
+        if self.engine_down is None:
+            self.engine_down = reason
+            self.log.warning("engine.unreachable", message=f"{reason}; claims pause until it answers")
+
+    async def _probe_engine(self) -> None:
+        delay = 1.0
+        while self.engine_down and not self.stopping:
+            await anyio.sleep(delay)
+            if await self.docker.ping():
+                self.log.info("engine.reachable", message="Docker engine answers again; claiming resumes")
+                self.engine_down = None
+                self.wake()
+                return
+            delay = min(ENGINE_PROBE_MAX, delay * 2)
+            self.log.info("engine.unreachable", message=f"Docker engine still unreachable; next check in {delay:.0f} s")
+
+    # Background duties
+
+    async def _watch_changes(self) -> None:
+        assert self._watcher is not None
+        while True:
+            await anyio.sleep(CHANGE_CHECK_INTERVAL)
+            try:
+                if await self._watcher.changed():
+                    self.wake()
+            except Exception as exc:  # noqa: BLE001 - the poll interval still covers us
+                self.log.warning("controller.watch_failed", message=f"change watch failed: {exc}; polling only")
+                return
+
+    async def _heartbeats(self) -> None:
+        interval = max(1.0, min(30.0, self.settings.stale_after / 5))
+        since_heartbeat = 0.0
+        while True:
+            await anyio.sleep(CANCEL_CHECK_INTERVAL)
+            since_heartbeat += CANCEL_CHECK_INTERVAL
+            if not self.running:
+                continue
+            try:
+                if since_heartbeat >= interval:
+                    since_heartbeat = 0.0
+                    claims = [(op_id, r.row.attempts) for op_id, r in self.running.items()]
+                    held = await self.store.heartbeat(claims)
+                    for op_id, _ in claims:
+                        if op_id not in held and op_id in self.running:
+                            self.log.warning("operation.lost", operation_id=op_id, message="claim lost; stopping the operation")
+                            self.running[op_id].scope.cancel()
+                flagged = await self.store.cancel_flags(list(self.running))
+            except TransientError as exc:
+                self.log.warning("controller.heartbeat_failed", message=f"{exc}; retrying in {CANCEL_CHECK_INTERVAL:.0f} s")
+                continue
+            # Operations see the flag at their next step boundary; a pull checks it as it runs.
+            self.services.cancelled.update(flagged)
+
+    async def _sweeps(self) -> None:
+        last_sweep = anyio.current_time()
+        while True:
+            if self.engine_down:
+                await self._probe_engine()
+            await anyio.sleep(0.5)
+            if anyio.current_time() - last_sweep < self.settings.sweep_interval:
+                continue
+            last_sweep = anyio.current_time()
+            try:
+                await self._rescue(stale_before=stale_cutoff(self.settings.stale_after))
+                await self.cleanup_logs()
+            except TransientError as exc:
+                self.log.warning("controller.sweep_failed", message=f"{exc}; next sweep in {self.settings.sweep_interval:.0f} s")
+
+    async def _rescue(self, *, stale_before: Any) -> None:
+        """Return stale in-progress rows to pending, or fail those with no attempts left."""
+        rows = await self.store.in_progress(host=self.settings.host, stale_before=stale_before)
+        for row in rows:
+            if row.id in self.running:
+                continue
+            last = row.heartbeat_at.isoformat(sep=" ", timespec="seconds") if row.heartbeat_at else "never"
+            if row.attempts >= _max_attempts(row):
+                message = (
+                    f"went stale: controller {row.claimed_by} stopped heartbeating (last heartbeat {last}) "
+                    f"and all {row.attempts} attempts are used"
+                )
+                fail = True
+            else:
+                message = (
+                    f"rescued: controller {row.claimed_by} stopped heartbeating (last heartbeat {last}); "
+                    "resuming from its journal"
+                )
+                fail = False
+            if await self.store.rescue(row, fail=fail, message=message):
+                self.log.warning("operation.stale", operation_id=row.id, type=row.type, container=row.container, message=message)
+        if rows:
+            self.wake()
+
+    async def cleanup_logs(self) -> int:
+        cutoff = utc_now() - timedelta(days=self.settings.log_retention_days)
+        deleted = await self.store.delete_logs_before(cutoff)
+        if deleted:
+            self.log.info("logs.cleaned", message=f"Deleted {deleted} log rows of operations finished before {cutoff:%Y-%m-%d %H:%M}")
+        return deleted
