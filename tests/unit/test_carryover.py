@@ -45,7 +45,7 @@ def plan_body(container: dict[str, Any], old_image: Any, new_image: dict[str, An
     return plan_recreate(container, old_image, new_image, name="dwfix-tmp", image_ref=NEW_REF).body
 
 
-# Environment (R3)
+# Environment
 
 
 def test_env_user_variable_kept_image_ones_follow(old_image, new_image):
@@ -97,7 +97,7 @@ def test_describe_env_variable_new_image_drops(old_image, new_image):
     assert "environment: the new image no longer sets SHARED" in lines
 
 
-# Labels (R3)
+# Labels
 
 
 def test_labels_user_label_kept_image_ones_follow(old_image, new_image):
@@ -129,7 +129,7 @@ def test_labels_absent_when_user_set_none(old_image, new_image):
     assert "Labels" not in body
 
 
-# Entrypoint and Cmd (R4)
+# Entrypoint and Cmd
 
 
 def test_command_defaults_follow_new_image(old_image, new_image):
@@ -186,7 +186,7 @@ def test_command_empty_entrypoint_override_kept(old_image, new_image):
     assert body["Cmd"] == ["sleep", "60"]
 
 
-# Healthcheck (R5)
+# Healthcheck
 
 
 def test_healthcheck_inherited_follows_new_image(old_image, new_image):
@@ -297,7 +297,7 @@ def test_exposed_ports_user_port_kept(old_image, new_image):
 
 
 def test_exposed_ports_include_published_ports(old_image, new_image):
-    """R6: a port binding without EXPOSE adds its port, so the binding is accepted."""
+    """A port binding without EXPOSE adds its port, so the binding is accepted."""
     body = plan_body(load("container_rich"), old_image, new_image)
 
     assert body["ExposedPorts"] == {"5000/tcp": {}}

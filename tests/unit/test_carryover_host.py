@@ -72,7 +72,7 @@ def test_host_config_auto_remove_kept():
 
 
 def test_port_binding_kept_with_host_ip():
-    """R6: the binding is kept as it is, host IP included, although the image exposes nothing on 5000."""
+    """The binding is kept as it is, host IP included, although the image exposes nothing on 5000."""
     bindings = host_config(load("container_rich"))["PortBindings"]
 
     assert bindings == {"5000/tcp": [{"HostIp": "127.0.0.1", "HostPort": "38517"}]}
@@ -91,7 +91,7 @@ def test_named_volume_bind_kept():
 
 
 def test_anonymous_volume_reattached_by_name():
-    """R11: the image's /data volume is bound by its generated name, so its data survives."""
+    """The image's /data volume is bound by its generated name, so its data survives."""
     binds = host_config(load("container_rich"))["Binds"]
 
     assert f"{RICH_ANONYMOUS_VOLUME}:/data" in binds

@@ -43,7 +43,7 @@ def endpoints(result: ContainerPlan) -> dict[str, Any]:
     return result.body["NetworkingConfig"]["EndpointsConfig"]
 
 
-# User networks, static address and MAC (R1, R2)
+# User networks, static address and MAC
 
 
 def test_created_on_network_mode_network():
@@ -60,7 +60,7 @@ def test_static_ipv4_kept():
 
 
 def test_user_mac_kept():
-    """R1: Config.MacAddress is set, so the MAC is the user's and is sent the API 1.41 way."""
+    """Config.MacAddress is set, so the MAC is the user's and is sent the API 1.41 way."""
     result = plan(load("container_rich"))
 
     assert result.body["MacAddress"] == RICH_MAC
@@ -68,7 +68,7 @@ def test_user_mac_kept():
 
 
 def test_user_aliases_kept_engine_alias_dropped():
-    """R2: `backend` stays; the old short id that the engine added does not."""
+    """The user alias `backend` stays, and the old short id that the engine added does not."""
     endpoint = endpoints(plan(load("container_rich")))["dwfix-front"]
 
     assert endpoint["Aliases"] == ["backend"]
@@ -154,7 +154,7 @@ def test_describe_networks():
     assert f"network: keeps the MAC address {RICH_MAC} set by the user" in lines
 
 
-# Default bridge plus a user network (R7)
+# Default bridge plus a user network
 
 
 def test_default_bridge_created_without_endpoint_config():
@@ -171,7 +171,7 @@ def test_default_bridge_user_network_connected_with_alias():
 
 
 def test_generated_mac_not_copied():
-    """R1: without Config.MacAddress the MACs were generated and must not be copied."""
+    """Without Config.MacAddress the MACs were generated and must not be copied."""
     result = plan(load("container_bridged"))
 
     assert "MacAddress" not in result.body
@@ -201,7 +201,7 @@ def test_default_bridge_user_mac_kept():
     assert result.body["MacAddress"] == "02:42:ac:11:00:99"
 
 
-# Shared network namespace (R8) and host mode
+# Shared network namespace and host mode
 
 
 def test_namespace_mode_points_at_new_container():
