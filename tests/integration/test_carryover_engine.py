@@ -60,7 +60,8 @@ class Apps:
 
     def run(self, name: str, body: dict[str, Any], *, start: bool = True) -> str:
         """Create (and start) a container from `app:1` named PREFIX-NAME and return its id."""
-        container_id = self.api.create_container_from_config({"Image": self.old_ref, **body}, name=f"{self.prefix}-{name}")["Id"]
+        body = {"Image": self.old_ref, **body}
+        container_id = self.api.create_container_from_config(body, name=f"{self.prefix}-{name}")["Id"]
         self.containers.append(container_id)
         if start:
             self.api.start(container_id)
@@ -294,3 +295,21 @@ def test_default_bridge_user_mac_kept(apps: Apps):
 
     assert new["NetworkSettings"]["Networks"]["bridge"]["MacAddress"] == mac
     assert new["Config"]["MacAddress"] == mac
+
+
+def test_auto_remove_anonymous_volume_survives(apps: Apps):
+    """Stopping an AutoRemove original removes it, but not the volume the replacement already binds."""
+    old_id = apps.run("oneshot", {"HostConfig": {"AutoRemove": True}})
+    apps.exec_output(old_id, ["sh", "-c", "echo kept > /data/file"])
+    plan = apps.plan(old_id)
+    new_id = apps.create(plan, start=False)["Id"]
+
+    apps.api.stop(old_id)
+    try:
+        apps.api.wait(old_id)
+    except docker.errors.NotFound:
+        pass  # The engine had already removed it.
+    apps.api.start(new_id)
+
+    assert apps.api.inspect_container(new_id)["HostConfig"]["AutoRemove"] is True
+    assert apps.exec_output(new_id, ["cat", "/data/file"]) == "kept\n"
