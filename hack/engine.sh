@@ -50,8 +50,8 @@ try_start() {
 }
 
 # The stored options come first. Then overlay2 with iptables, which works on the Debian 12
-# test machines (ext4 root, nf_tables iptables),
-# and the fallbacks for kernels without overlayfs or without netfilter.
+# test machines (ext4 root, nf_tables iptables), then fallbacks for kernels without overlayfs
+# or without netfilter.
 candidates=()
 if [ -s "$DOCKERD_OPTIONS_FILE" ]; then
     candidates+=("$(cat "$DOCKERD_OPTIONS_FILE")")

@@ -237,16 +237,37 @@ def test_unix_proxy_engine_outage(docker_client, tmp_path) -> None:
     try:
         assert client.ping() is True
 
-        proxy.stop()
+        proxy.cut()
         with pytest.raises(requests.exceptions.ConnectionError):
             client.ping()
 
-        proxy.start()
+        proxy.restore()
         assert client.ping() is True
         assert client.version()["ApiVersion"] == docker_client.version()["ApiVersion"]
     finally:
         client.close()
         proxy.stop()
+
+
+def test_unix_proxy_stop_and_restart(tmp_path) -> None:
+    proxy = UnixSocketProxy(tmp_path / "engine.sock")
+    request = b"GET /_ping HTTP/1.0\r\n\r\n"
+
+    with proxy:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(proxy.path)
+            client.sendall(request)
+            assert client.recv(1024).startswith(b"HTTP/1.0 200 OK")
+
+    assert not os.path.exists(proxy.path)
+    with socket.socket(socket.AF_UNIX) as client, pytest.raises(FileNotFoundError):
+        client.connect(proxy.path)
+
+    with proxy:
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(proxy.path)
+            client.sendall(request)
+            assert client.recv(1024).startswith(b"HTTP/1.0 200 OK")
 
 
 def test_cleanup_removes_prefixed_objects(docker_client, registry: Registry, unique_prefix: str) -> None:

@@ -137,47 +137,37 @@ def remove_by_prefix(client: docker.DockerClient, prefix: str) -> list[str]:
     past errors. Returns the failures, each naming the object and the error, so a caller can
     report them.
     """
+    # The low-level API lists without inspecting each object, so objects that other tests
+    # remove meanwhile cannot make the listing fail.
+    api = client.api
     failures: list[str] = []
 
-    for container in client.containers.list(all=True, filters={"name": prefix}):
-        if not container.name.startswith(prefix):
-            continue
-        try:
-            container.remove(force=True, v=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as error:
-            failures.append(f"container {container.name}: {error}")
+    for container in api.containers(all=True, filters={"name": prefix}):
+        name = container["Names"][0].lstrip("/") if container["Names"] else container["Id"]
+        if name.startswith(prefix):
+            _remove(failures, f"container {name}", api.remove_container, container["Id"], force=True, v=True)
 
-    for network in client.networks.list(names=[prefix]):
-        if not network.name.startswith(prefix):
-            continue
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as error:
-            failures.append(f"network {network.name}: {error}")
+    for network in api.networks(names=[prefix]):
+        if network["Name"].startswith(prefix):
+            _remove(failures, f"network {network['Name']}", api.remove_network, network["Id"])
 
-    for volume in client.volumes.list(filters={"name": prefix}):
-        if not volume.name.startswith(prefix):
-            continue
-        try:
-            volume.remove(force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as error:
-            failures.append(f"volume {volume.name}: {error}")
+    for volume in api.volumes(filters={"name": prefix}).get("Volumes") or []:
+        if volume["Name"].startswith(prefix):
+            _remove(failures, f"volume {volume['Name']}", api.remove_volume, volume["Name"], force=True)
 
-    for image in client.images.list():
-        for tag in image.tags:
-            if prefix not in tag:
-                continue
-            try:
-                client.images.remove(tag, force=True)
-            except docker.errors.NotFound:
-                pass
-            except docker.errors.APIError as error:
-                failures.append(f"image {tag}: {error}")
+    for image in api.images():
+        for tag in image.get("RepoTags") or []:
+            if prefix in tag:
+                _remove(failures, f"image {tag}", api.remove_image, tag, force=True)
 
     return failures
+
+
+def _remove(failures: list[str], description: str, remove, *args, **kwargs) -> None:
+    """Call `remove`, ignore an object that is already gone, and record any other error."""
+    try:
+        remove(*args, **kwargs)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as error:
+        failures.append(f"{description}: {error}")

@@ -9,7 +9,8 @@
 
 Both run in threads, so they work beside an event loop in the same process. `stop()` closes
 the listener and every open connection, and a stopped proxy can be started again on the same
-address. Both are context managers.
+address. `cut()` and `restore()` simulate an outage while the listener stays. Both proxies are
+context managers.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class _StreamProxy:
         self._forward_threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
+        self._cut = threading.Event()
         # The earliest time at which the rate limit lets the next chunk through.
         self._next_send_time = 0.0
 
@@ -92,15 +94,25 @@ class _StreamProxy:
         self._listener = None
         self._after_close()
 
-        with self._lock:
-            pairs = list(self._pairs)
-            self._pairs.clear()
-        for pair in pairs:
-            for sock in pair.sockets:
-                _close(sock)
+        self._close_pairs()
         for thread in self._forward_threads:
             thread.join(timeout=5)
         self._forward_threads = []
+
+    def cut(self) -> None:
+        """Close every forwarded connection and close new ones right after accepting them.
+
+        Unlike `stop()`, the listener stays, so clients see their connections reset instead
+        of a refused connect. Prefer this to simulate an outage for docker-py: its Unix
+        socket transport does not close its socket when a connect fails, and the test
+        settings turn that ResourceWarning into an error.
+        """
+        self._cut.set()
+        self._close_pairs()
+
+    def restore(self) -> None:
+        """Forward new connections again after `cut()`."""
+        self._cut.clear()
 
     def __enter__(self) -> _StreamProxy:
         return self.start()
@@ -108,11 +120,22 @@ class _StreamProxy:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    def _close_pairs(self) -> None:
+        with self._lock:
+            pairs = list(self._pairs)
+            self._pairs.clear()
+        for pair in pairs:
+            for sock in pair.sockets:
+                _close(sock)
+
     def _accept_loop(self, listener: socket.socket) -> None:
         while not self._stopping.is_set():
             try:
                 client, _ = listener.accept()
             except TimeoutError:
+                continue
+            if self._cut.is_set():
+                _close(client)
                 continue
 
             try:
