@@ -159,8 +159,9 @@ class RemoteImage:
     """The registry's current image for a reference, as seen from one platform.
 
     `digest` is the manifest digest the tag points to (what `RepoDigests` shows after a pull).
-    For an index, `platform_digest` is the chosen entry's manifest digest; `config_digest` is
-    always the config digest of the image that platform runs, i.e. its engine image id.
+    For an index, `platform_digest` is the chosen entry's manifest digest, and None otherwise.
+    `config_digest` is the config digest of the chosen image (of the plain manifest, or of the
+    index entry), which is the image id the engine gives it after a pull.
     """
 
     reference: Reference
@@ -488,7 +489,7 @@ class RegistryClient:
         description = f"the manifest {target} of {ref.name}"
         headers = {"Accept": ACCEPT_HEADER}
 
-        authorization = self._cached_authorization(registry, scope)
+        authorization = await self._cached_authorization(registry, scope)
         sent_credentials = authorization is not None and authorization.startswith("Basic ")
         response = await self._send(
             method, url, registry=registry, kind="manifest", description=description,
@@ -532,7 +533,7 @@ class RegistryClient:
             )
         return response
 
-    def _cached_authorization(self, registry: str, scope: str) -> str | None:
+    async def _cached_authorization(self, registry: str, scope: str) -> str | None:
         token = self._tokens.get((registry, scope))
         if token is not None:
             if self._clock() < token.expires_at:
@@ -540,10 +541,14 @@ class RegistryClient:
             del self._tokens[(registry, scope)]
 
         if registry in self._basic_registries:
-            credentials = self._credentials_for(registry)
+            credentials = await self._load_credentials(registry)
             if credentials is not None and credentials.has_password:
                 return _basic_authorization(credentials)
         return None
+
+    async def _load_credentials(self, registry: str) -> Credentials | None:
+        # `credentials_for` usually reads Docker's config file, so it runs off the event loop.
+        return await anyio.to_thread.run_sync(self._credentials_for, registry)
 
     def _forget(self, registry: str, scope: str) -> None:
         self._tokens.pop((registry, scope), None)
@@ -557,7 +562,7 @@ class RegistryClient:
         """
         self._forget(registry, scope)
         scheme, params = parse_challenge(challenge)
-        credentials = self._credentials_for(registry)
+        credentials = await self._load_credentials(registry)
 
         if scheme == "basic":
             if already_sent or credentials is None or not credentials.has_password:
