@@ -6,10 +6,11 @@ without pulling. Credentials come from `credentials_for` (Docker's config.json, 
 `controller.clients.docker_config`). They and the tokens obtained with them are sent only in
 request headers and never appear in logs or exception messages.
 
-Failure rule: 401 after credentials were sent (or with none to send) raises
-`AuthenticationError`; 404 and other 4xx raise `PermanentError`; 429, 5xx, timeouts and
-connection errors are retried here with exponential backoff and jitter, then raised as
-`TransientError` with the registry's Retry-After, so the reactor can retry the operation.
+Failure rules: a 401 after credentials were sent, or with none to send, raises
+`AuthenticationError`, and so does a 403. A 404 or another 4xx raises `PermanentError`. A
+429, 5xx, timeout or connection error is retried here with exponential backoff and jitter.
+When the retries are used up it is raised as `TransientError` with the registry's
+Retry-After, so the reactor can retry the operation later.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Platform:
 
     @classmethod
     def parse(cls, text: str) -> Platform:
-        """Parse `OS/ARCH[/VARIANT]`; raises `PermanentError` on any other shape."""
+        """Parse `OS/ARCH[/VARIANT]`. Raises `PermanentError` on any other shape."""
         parts = text.split("/")
         if len(parts) not in (2, 3) or not all(parts):
             raise PermanentError(
