@@ -39,6 +39,7 @@ from controller.specs.compose_values import (
     as_int,
     as_list,
     as_mapping,
+    optional_mapping,
     as_str,
     as_str_list,
     check_keys,
@@ -116,10 +117,10 @@ def plan_service(
     """Build the plan of one Compose service.
 
     `name` and `image` (the row's `container` and `image` columns) take precedence over the
-    spec's `container_name` and `image`. Setting `project` selects compose-file semantics:
-    the `PROJECT-SERVICE-1` default name, the Compose labels, `PROJECT_`-prefixed network
-    and volume names from `top_level_networks`/`top_level_volumes`, and the
-    `PROJECT_default` network; `service_name` is then required. Relative paths (bind
+    spec's `container_name` and `image`. Setting `project` selects compose-file semantics,
+    and `service_name` is then required. These semantics are the `PROJECT-SERVICE-1` default
+    name, the Compose labels, the `PROJECT_default` network, and `PROJECT_`-prefixed network
+    and volume names from `top_level_networks` and `top_level_volumes`. Relative paths (bind
     sources, env files) resolve against `base_dir`.
 
     Raises `SpecError` for an unsupported key or an invalid value, naming its path.
@@ -215,8 +216,8 @@ class _Builder:
         merged: dict[str, str] = dict(self.env_file_entries)
         for key, value in self.environment.items():
             if value is None:
-                # A name without a value is taken from the controller's environment only when
-                # a compose file is loaded; inline, it stands for nothing and is left out.
+                # Loading a compose file fills a name without a value from the environment.
+                # In an inline spec no environment applies, so the name is left out.
                 continue
             merged[key] = value
         if merged:
@@ -310,8 +311,8 @@ def _entrypoint(builder: _Builder, value: Any, path: str) -> None:
     if value is None:
         return
     entrypoint = _split_command(value, path)
-    # An empty entrypoint clears the image's one; the engine reads that from [""], as the
-    # docker CLI sends it for `--entrypoint ""`.
+    # An empty entrypoint clears the image's entrypoint. The engine reads that from [""],
+    # which is what the docker CLI sends for `--entrypoint ""`.
     builder.config["Entrypoint"] = entrypoint or [""]
 
 
@@ -485,7 +486,7 @@ def _logging(builder: _Builder, value: Any, path: str) -> None:
     settings = as_mapping(value, path, hint='{driver: json-file, options: {max-size: "10m"}}')
     check_keys(settings, path, LOGGING_KEYS)
     driver = "" if settings.get("driver") is None else as_str(settings["driver"], f"{path}.driver")
-    options = as_mapping(settings.get("options") or {}, f"{path}.options")
+    options = optional_mapping(settings.get("options"), f"{path}.options")
     builder.host["LogConfig"] = {
         "Type": driver,
         "Config": {str(key): scalar_text(item, f"{path}.options.{key}") for key, item in options.items()},
@@ -520,10 +521,10 @@ def _platform(builder: _Builder, value: Any, path: str) -> None:
 def _deploy(builder: _Builder, value: Any, path: str) -> None:
     deploy = as_mapping(value, path, hint="{resources: {limits: {memory: 512m, cpus: 0.5}}}")
     check_keys(deploy, path, DEPLOY_KEYS)
-    resources = as_mapping(deploy.get("resources") or {}, f"{path}.resources")
+    resources = optional_mapping(deploy.get("resources"), f"{path}.resources")
     check_keys(resources, f"{path}.resources", RESOURCES_KEYS)
 
-    limits = as_mapping(resources.get("limits") or {}, f"{path}.resources.limits")
+    limits = optional_mapping(resources.get("limits"), f"{path}.resources.limits")
     check_keys(limits, f"{path}.resources.limits", LIMITS_KEYS)
     limits_path = f"{path}.resources.limits"
     if limits.get("memory") is not None:
@@ -534,7 +535,7 @@ def _deploy(builder: _Builder, value: Any, path: str) -> None:
     if limits.get("pids") is not None:
         _set_once(builder, "PidsLimit", as_int(limits["pids"], f"{limits_path}.pids", minimum=-1), f"{limits_path}.pids", "pids_limit")
 
-    reservations = as_mapping(resources.get("reservations") or {}, f"{path}.resources.reservations")
+    reservations = optional_mapping(resources.get("reservations"), f"{path}.resources.reservations")
     check_keys(reservations, f"{path}.resources.reservations", RESERVATIONS_KEYS)
     if reservations.get("memory") is not None:
         reservation_path = f"{path}.resources.reservations.memory"

@@ -1,9 +1,9 @@
 """Compose files: loading one service, variable interpolation, `.env` files and the spec hash.
 
-`load_compose_service` reads a Compose file, interpolates `${VAR}` references from the given
-environment (plus the `.env` file beside the compose file, which the environment overrides,
-as `docker compose` does), and returns one service mapping with the project name and the
-top-level network and volume definitions. `controller.specs.compose.plan_service` turns the
+`load_compose_service` reads a Compose file and interpolates `${VAR}` references from the
+given environment and the `.env` file beside the compose file (the environment wins, as in
+`docker compose`). It returns one service mapping with the project name and the top-level
+network and volume definitions. `controller.specs.compose.plan_service` turns the
 result into a `ContainerPlan`. Reading the compose file and `.env` is the only I/O here.
 """
 

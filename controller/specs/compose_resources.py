@@ -2,7 +2,7 @@
 
 Inline specs (no compose file) use network and volume names as they are. For a compose file,
 a service's network or volume key must be defined under the file's top-level `networks:` or
-`volumes:`; its engine name is `PROJECT_KEY` unless the definition sets `name:`, and
+`volumes:`. Its engine name is then `PROJECT_KEY` unless the definition sets `name:`, and
 `external: true` means it must already exist. Every network and volume dockwright would
 create carries the `dockwright.created-by` label, plus the Compose project labels for
 compose files.
@@ -18,7 +18,9 @@ from controller.errors import SpecError
 from controller.specs.compose_values import (
     as_bool,
     as_int,
+    as_list,
     as_mapping,
+    optional_mapping,
     as_str,
     as_str_list,
     check_keys,
@@ -70,7 +72,7 @@ class Resources:
         if key not in self.volumes:
             raise SpecError(path, f"refers to undefined volume {key!r}: define it under the compose file's top-level volumes key")
         definition_path = f"volumes.{key}"
-        definition = as_mapping(self.volumes[key], definition_path)
+        definition = optional_mapping(self.volumes[key], definition_path)
         check_keys(definition, definition_path, VOLUME_DEFINITION_KEYS)
         name, external = self._name_and_external(key, definition, definition_path)
 
@@ -100,7 +102,7 @@ class Resources:
         if key not in self.networks and key != "default":
             raise SpecError(path, f"refers to undefined network {key!r}: define it under the compose file's top-level networks key")
         definition_path = f"networks.{key}"
-        definition = as_mapping(self.networks.get(key) or {}, definition_path)
+        definition = optional_mapping(self.networks.get(key), definition_path)
         check_keys(definition, definition_path, NETWORK_DEFINITION_KEYS)
         name, external = self._name_and_external(key, definition, definition_path)
 
@@ -211,7 +213,7 @@ def _parse_network_settings(key: str, settings: Any, path: str) -> ServiceNetwor
         key=key,
         path=path,
         priority=as_int(settings.get("priority", 0), f"{path}.priority"),
-        aliases=tuple(as_str_list(settings.get("aliases") or [], f"{path}.aliases")),
+        aliases=tuple(as_str_list(settings["aliases"], f"{path}.aliases")) if settings.get("aliases") is not None else (),
         ipv4_address=_optional_str(settings.get("ipv4_address"), f"{path}.ipv4_address"),
         ipv6_address=_optional_str(settings.get("ipv6_address"), f"{path}.ipv6_address"),
         mac_address=_optional_str(settings.get("mac_address"), f"{path}.mac_address"),
@@ -230,7 +232,7 @@ def _ipam(value: Any, path: str) -> dict[str, Any] | None:
         ipam["Driver"] = as_str(value["driver"], f"{path}.driver")
 
     pools = []
-    for index, pool in enumerate(value.get("config") or []):
+    for index, pool in enumerate(as_list(value.get("config") if value.get("config") is not None else [], f"{path}.config", hint="[{subnet: 172.28.0.0/16}]")):
         pool_path = f"{path}.config[{index}]"
         pool = as_mapping(pool, pool_path, hint="{subnet: 172.28.0.0/16, gateway: 172.28.0.1}")
         check_keys(pool, pool_path, tuple(IPAM_POOL_KEYS))

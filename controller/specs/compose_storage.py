@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from controller.errors import SpecError
-from controller.specs.compose_values import as_bool, as_int, as_mapping, as_str, check_keys, describe
+from controller.specs.compose_values import as_bool, as_int, as_str, check_keys, describe, optional_mapping
 from controller.specs.units import parse_bytes
 
 VOLUME_MODES = frozenset(
@@ -32,8 +32,8 @@ VOLUME_HINT = (
 )
 VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
-# Resolves a named volume of the service (its key in the spec) to its real engine name and
-# records the volume as needed; raises SpecError for an undefined one.
+# Called with a volume key of the service and its field path. It returns the volume's engine
+# name and records the volume request, or raises SpecError for an undefined volume.
 VolumeResolver = Callable[[str, str], str]
 
 
@@ -169,7 +169,7 @@ def _parse_long_volume(
 
     mount: dict[str, Any] = {"Type": kind, "Target": target}
     if kind == "volume":
-        options = as_mapping(entry.get("volume") or {}, f"{path}.volume")
+        options = optional_mapping(entry.get("volume"), f"{path}.volume")
         check_keys(options, f"{path}.volume", ("nocopy",))
         if source is not None:
             name = as_str(source, f"{path}.source")
@@ -182,7 +182,7 @@ def _parse_long_volume(
         if source is None:
             raise SpecError(f"{path}.source", "missing: a bind mount needs the host path as source")
         host = _host_path(as_str(source, f"{path}.source"), str(source), f"{path}.source", base_dir=base_dir)
-        options = as_mapping(entry.get("bind") or {}, f"{path}.bind")
+        options = optional_mapping(entry.get("bind"), f"{path}.bind")
         check_keys(options, f"{path}.bind", ("propagation", "create_host_path", "selinux"))
         propagation = options.get("propagation")
         if propagation is not None and propagation not in PROPAGATIONS:
@@ -203,7 +203,7 @@ def _parse_long_volume(
     else:
         if source is not None:
             raise SpecError(f"{path}.source", "a tmpfs mount has no source; remove it")
-        options = as_mapping(entry.get("tmpfs") or {}, f"{path}.tmpfs")
+        options = optional_mapping(entry.get("tmpfs"), f"{path}.tmpfs")
         check_keys(options, f"{path}.tmpfs", ("size", "mode"))
         tmpfs_options: dict[str, int] = {}
         if options.get("size") is not None:

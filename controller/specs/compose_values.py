@@ -98,6 +98,11 @@ def as_mapping(value: Any, path: str, *, hint: str = "") -> Mapping[str, Any]:
     return value
 
 
+def optional_mapping(value: Any, path: str, *, hint: str = "") -> Mapping[str, Any]:
+    """Check for a mapping, or null standing for an empty one."""
+    return {} if value is None else as_mapping(value, path, hint=hint)
+
+
 def as_list(value: Any, path: str, *, hint: str = "") -> list[Any]:
     """Check for a list; `hint` shows what a valid one looks like."""
     if not isinstance(value, list):
@@ -124,7 +129,7 @@ def check_keys(mapping: Mapping[str, Any], path: str, allowed: tuple[str, ...]) 
 def list_or_mapping(value: Any, path: str, *, separator: str = "=") -> dict[str, str | None]:
     """Read a Compose "list or map" field (labels, sysctls, environment) into a dict.
 
-    A list holds "NAME=VALUE" strings; an entry without the separator gives value `None`.
+    A list contains "NAME=VALUE" strings; an entry without the separator gives value `None`.
     A mapping's values are scalars or null, converted to strings.
     """
     result: dict[str, str | None] = {}
