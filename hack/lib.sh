@@ -18,8 +18,8 @@ die() {
 }
 
 # Install the given Debian packages when dpkg does not list them as installed.
-# `apt-get update` runs at most once per run of hack/test.sh, because the flag is exported to
-# the scripts it calls.
+# `apt-get update` runs only when no script ran it in the last hour (a stamp in the state dir),
+# so the scripts of one hack/test.sh run update at most once.
 ensure_packages() {
     local package missing=()
     for package in "$@"; do
@@ -32,9 +32,11 @@ ensure_packages() {
     fi
 
     log "installing ${missing[*]}"
-    if [ "${DOCKWRIGHT_APT_UPDATED:-}" != 1 ]; then
+    local stamp="$STATE_DIR/apt-update.stamp"
+    if [ -z "$(find "$stamp" -mmin -60 2>/dev/null)" ]; then
         DEBIAN_FRONTEND=noninteractive apt-get update -qq
-        export DOCKWRIGHT_APT_UPDATED=1
+        mkdir -p "$STATE_DIR"
+        touch "$stamp"
     fi
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }

@@ -3,7 +3,7 @@
 The fixtures in tests/conftest.py are thin wrappers around this module:
 
 - `connect_engine()` returns a `docker.DockerClient` from the environment, or fails the
-  test with a message that says how to start the engine.
+  test with a message naming the script that starts the engine.
 - `new_prefix()` makes the name prefix that every container, network, volume and image tag
   of one test starts with.
 - `remove_by_prefix()` removes what a test left behind under its prefix.
@@ -79,7 +79,7 @@ def connect_engine() -> docker.DockerClient:
 def _unix_socket_error(engine_address: str) -> str | None:
     """Connect to a `unix://` engine socket and describe the failure, or return None.
 
-    The check runs before docker-py, because a failed connection inside docker-py's client
+    The check runs before docker-py, because a failed connect inside docker-py's (7.2) client
     constructor leaves its socket unclosed, which the test settings turn into an error.
     """
     if not engine_address.startswith("unix://"):
