@@ -123,7 +123,8 @@ def interpolate(value: Any, environ: Mapping[str, str], *, path: str = "") -> An
     Supported: `$$` (a literal `$`), `$VAR`, `${VAR}`, `${VAR:-default}` (unset or empty),
     `${VAR-default}` (unset), `${VAR:?error}` and `${VAR?error}` (raise), `${VAR:+alt}` and
     `${VAR+alt}` (replace when set). Defaults may themselves contain references. An unset
-    variable without a default becomes the empty string, as in Compose. Mapping keys are not
+    variable without a default becomes the empty string, as in Compose. A `$` that starts no
+    variable stays as it is, but a malformed `${...}` is an error. Mapping keys are not
     interpolated. Errors name the path of the value, for example `services.web.image`.
     """
     if isinstance(value, str):
@@ -173,10 +174,9 @@ def _interpolate_until(
             output.append(environ.get(match.group(), ""))
             position = match.end()
         else:
-            raise SpecError(
-                path or "compose_file",
-                f"invalid interpolation format in {text!r}: a $ must start $VAR or ${{VAR}}; write $$ for a literal $",
-            )
+            # Like docker compose v2, keep a $ that starts no variable ("$1", a trailing "$").
+            output.append("$")
+            position += 1
 
     if stop_at_brace:
         raise SpecError(path or "compose_file", f"invalid interpolation format in {text!r}: missing closing }}")
