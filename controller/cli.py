@@ -341,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--project", help="with --compose-file, the Compose project name")
     start.add_argument("--pull", choices=["missing", "always", "never"], help="pull policy (default missing)")
     start.add_argument("--replace", action="store_true", help="replace a container of that name with a different spec")
-    start.add_argument("cmd_args", nargs=argparse.REMAINDER, metavar="COMMAND", help="command after --, e.g. -- sleep 60")
+    start.epilog = "A command for the container goes after --, e.g. `dockwright submit start web --image REF -- sleep 60`."
 
     recreate = kinds.add_parser("recreate", parents=[submit_common], help="replace a container by one from the newest image")
     recreate.add_argument("container", help="container name")
@@ -377,9 +377,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` is the container's command, never options of ours.
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
     args = parser.parse_args(argv)
-    if args.command == "submit" and args.kind == "start":
-        args.cmd_args = [part for part in args.cmd_args if part != "--"] or None
+    if command and not (args.command == "submit" and args.kind == "start"):
+        parser.error("only `submit start` takes a container command after --")
+    args.cmd_args = command or None
     try:
         return args.handler(args)
     except ConfigError as exc:

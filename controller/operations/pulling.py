@@ -61,16 +61,20 @@ async def pull_image(
                 message=f"Pulling {shown}: {int(done * 100)}% of {_megabytes(sum(progress.totals.values()))}",
             )
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(report_progress)
-        await ctx.docker.pull(
-            repository,
-            tag,
-            auth_config=auth_config_for(ctx, reference),
-            progress=progress,
-            cli=render_command("docker", "pull", shown),
-        )
-        group.cancel_scope.cancel()
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(report_progress)
+            await ctx.docker.pull(
+                repository,
+                tag,
+                auth_config=auth_config_for(ctx, reference),
+                progress=progress,
+                cli=render_command("docker", "pull", shown),
+            )
+            group.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The pull and its reporter fail together; the caller wants the cause, not the group.
+        raise group.exceptions[0] from None
 
     await ctx.check_cancel()
     image = await ctx.docker.inspect_image(shown)
