@@ -245,7 +245,7 @@ def test_image_not_found_fails(daemon: Daemon, registry: Registry, unique_prefix
     [
         ({"type": "start", "spec": "{not json"}, "spec"),
         ({"type": "start", "image": "busybox", "spec": '{"frobnicate": 1}'}, "frobnicate"),
-        ({"type": "explode", "container": "x"}, "type"),
+        ({"type": "explode"}, "type"),
         ({"type": "start", "image": "Upper/Case:1"}, "Upper/Case"),
         ({"type": "start", "image": "busybox", "options": '{"pull": "sometimes"}'}, "options.pull"),
     ],
