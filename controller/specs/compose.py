@@ -35,7 +35,7 @@ from controller.specs.compose_resources import (
 from controller.specs.compose_storage import StorageConfig, parse_devices, parse_tmpfs, parse_volumes
 from controller.specs.compose_values import (
     as_bool,
-    as_float,
+    as_nano_cpus,
     as_int,
     as_list,
     as_mapping,
@@ -479,7 +479,7 @@ def _memswap_limit(builder: _Builder, value: Any, path: str) -> None:
 
 
 def _cpus(builder: _Builder, value: Any, path: str) -> None:
-    _set_once(builder, "NanoCpus", int(round(as_float(value, path, minimum=0) * 1_000_000_000)), path, None)
+    _set_once(builder, "NanoCpus", as_nano_cpus(value, path), path, None)
 
 
 def _logging(builder: _Builder, value: Any, path: str) -> None:
@@ -530,7 +530,7 @@ def _deploy(builder: _Builder, value: Any, path: str) -> None:
     if limits.get("memory") is not None:
         _set_once(builder, "Memory", parse_bytes(limits["memory"], field=f"{limits_path}.memory"), f"{limits_path}.memory", "mem_limit")
     if limits.get("cpus") is not None:
-        nano_cpus = int(round(as_float(limits["cpus"], f"{limits_path}.cpus", minimum=0) * 1_000_000_000))
+        nano_cpus = as_nano_cpus(limits["cpus"], f"{limits_path}.cpus")
         _set_once(builder, "NanoCpus", nano_cpus, f"{limits_path}.cpus", "cpus")
     if limits.get("pids") is not None:
         _set_once(builder, "PidsLimit", as_int(limits["pids"], f"{limits_path}.pids", minimum=-1), f"{limits_path}.pids", "pids_limit")

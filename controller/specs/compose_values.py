@@ -8,10 +8,14 @@ turns `cpus: ${CPUS}` into the string "0.5".
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from controller.errors import SpecError
+
+# The Engine API stores counts, sizes and durations as signed 64-bit integers.
+INT64_MAX = 2**63 - 1
 
 TRUE_STRINGS = frozenset({"true", "yes", "on"})
 FALSE_STRINGS = frozenset({"false", "no", "off"})
@@ -70,7 +74,7 @@ def as_int(value: Any, path: str, *, minimum: int | None = None) -> int:
         raise SpecError(path, f"expected an integer, got {describe(value)}")
     if minimum is not None and number < minimum:
         raise SpecError(path, f"expected an integer of at least {minimum}, got {number}")
-    return number
+    return check_int64(number, path)
 
 
 def as_float(value: Any, path: str, *, minimum: float | None = None) -> float:
@@ -83,11 +87,26 @@ def as_float(value: Any, path: str, *, minimum: float | None = None) -> float:
             number = float(value.strip())
         except ValueError:
             number = None
-    if number is None or number != number:
-        raise SpecError(path, f"expected a number, got {describe(value)}")
+    if number is None or not math.isfinite(number):
+        raise SpecError(path, f"expected a finite number, got {describe(value)}")
     if minimum is not None and number < minimum:
         raise SpecError(path, f"expected a number of at least {minimum}, got {number}")
     return number
+
+
+def check_int64(number: int, path: str) -> int:
+    """Reject an integer that the Engine API's signed 64-bit fields cannot store."""
+    if not -INT64_MAX - 1 <= number <= INT64_MAX:
+        raise SpecError(path, f"value {number} is too large: the engine stores at most {INT64_MAX}")
+    return number
+
+
+def as_nano_cpus(value: Any, path: str) -> int:
+    """Convert a CPU count such as 0.5 or "1.5" to the Engine API's NanoCpus."""
+    nano_cpus = as_float(value, path, minimum=0) * 1_000_000_000
+    if nano_cpus > INT64_MAX:
+        raise SpecError(path, f"{value!r} CPUs is too large: NanoCpus stores at most {INT64_MAX}")
+    return int(round(nano_cpus))
 
 
 def as_mapping(value: Any, path: str, *, hint: str = "") -> Mapping[str, Any]:

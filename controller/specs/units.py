@@ -14,6 +14,9 @@ from typing import Any
 
 from controller.errors import SpecError
 
+# The Engine API stores durations and sizes as signed 64-bit integers.
+INT64_MAX = 2**63 - 1
+
 NANOSECONDS_PER_UNIT = {
     "ns": 1,
     "us": 1_000,
@@ -52,7 +55,7 @@ def parse_duration(value: Any, *, field: str) -> int:
     if isinstance(value, (int, float)):
         if value < 0 or not math.isfinite(value):
             raise SpecError(field, f"invalid duration {value!r}: expected {DURATION_HINT}")
-        return int(round(value * 1_000_000_000))
+        return _check_range(value * 1_000_000_000, value, field)
     if not isinstance(value, str):
         raise SpecError(field, f"invalid duration {value!r}: expected {DURATION_HINT}")
 
@@ -72,7 +75,7 @@ def parse_duration(value: Any, *, field: str) -> int:
 
     if position == 0:
         raise SpecError(field, f"invalid duration {value!r}: expected {DURATION_HINT}")
-    return int(round(total))
+    return _check_range(total, value, field)
 
 
 def parse_bytes(value: Any, *, field: str) -> int:
@@ -82,11 +85,11 @@ def parse_bytes(value: Any, *, field: str) -> int:
     if isinstance(value, int):
         if value < 0:
             raise SpecError(field, f"invalid size {value!r}: expected {BYTES_HINT}")
-        return value
+        return _check_range(value, value, field)
     if isinstance(value, float):
         if value < 0 or not math.isfinite(value):
             raise SpecError(field, f"invalid size {value!r}: expected {BYTES_HINT}")
-        return int(value)
+        return _check_range(value, value, field)
     if not isinstance(value, str):
         raise SpecError(field, f"invalid size {value!r}: expected {BYTES_HINT}")
 
@@ -94,7 +97,14 @@ def parse_bytes(value: Any, *, field: str) -> int:
     if match is None:
         raise SpecError(field, f"invalid size {value!r}: expected {BYTES_HINT}")
     number, unit = match.groups()
-    return int(float(number) * BYTES_PER_UNIT[unit.lower()])
+    return _check_range(float(number) * BYTES_PER_UNIT[unit.lower()], value, field)
+
+
+def _check_range(number: float, value: Any, field: str) -> int:
+    """Round a parsed amount to an integer the Engine API's int64 fields can store."""
+    if number > INT64_MAX:
+        raise SpecError(field, f"{value!r} is too large: the engine stores at most {INT64_MAX} (nanoseconds or bytes)")
+    return int(round(number))
 
 
 def format_duration(nanoseconds: int) -> str:

@@ -522,3 +522,22 @@ def test_body_shape_minimal():
     body = body_of({})
     assert set(body) == {"Image", "Labels", "HostConfig"}
     assert body["HostConfig"] == {}
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("cpus", float("inf")),
+        ("cpus", 1e300),
+        ("cpus", "nan"),
+        ("mem_limit", 1e300),
+        ("mem_limit", "99999999999999999999p"),
+        ("shm_size", 2**64),
+        ("stop_grace_period", 1e300),
+        ("pids_limit", 2**70),
+        ("cpu_shares", "99999999999999999999999"),
+    ],
+)
+def test_values_beyond_int64(key, value):
+    error = error_of({key: value})
+    assert error.field == f"spec.{key}"
