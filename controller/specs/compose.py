@@ -342,6 +342,8 @@ def _env_file(builder: _Builder, value: Any, path: str) -> None:
         if not required and not file_path.exists():
             continue
         for key, entry_value in read_env_file(file_path, field=item_path):
+            # NOTE: Compose fills a bare NAME line from the environment. The parser has no
+            # environment here, so such a line is left out.
             if entry_value is not None:
                 builder.env_file_entries[key] = entry_value
 

@@ -27,7 +27,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PROJECT_INVALID = re.compile(r"[^a-z0-9_-]")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
 
-# Top-level keys of a Compose file that may appear beside `services`; only `name`,
+# Top-level keys a Compose file may contain besides `x-` extensions. Only `name`, `services`,
 # `networks` and `volumes` affect the plan of one service.
 TOP_LEVEL_KEYS = ("version", "name", "services", "networks", "volumes", "configs", "secrets")
 
@@ -61,6 +61,10 @@ def load_compose_service(
     document = _read_yaml(path, field="spec.compose_file")
     if not isinstance(document, dict):
         raise SpecError("spec.compose_file", f"{path} is not a Compose file: its top level must be a mapping with a services key")
+
+    for key in document:
+        if not isinstance(key, str) or (key not in TOP_LEVEL_KEYS and not key.startswith("x-")):
+            raise SpecError(str(key), f"unsupported top-level key in {path}; supported keys are: {', '.join(TOP_LEVEL_KEYS)}")
 
     base_dir = path.parent.resolve()
     variables = dict(read_env_file(base_dir / ".env", field="spec.compose_file")) if (base_dir / ".env").is_file() else {}

@@ -264,6 +264,7 @@ def test_load_service_network_mode_unknown_service(tmp_path):
         ("services:\n  web: [1]\n", "services.web", "must be a mapping"),
         ("services:\n  web:\n    image: ${X:?set X}\n", "services.web.image", "set X"),
         ("services:\n  web:\n    image: x\nnetworks: [a]\n", "networks", "must be a mapping"),
+        ("include: [other.yaml]\nservices:\n  web:\n    image: x\n", "include", "unsupported top-level key"),
     ],
 )
 def test_load_service_errors(tmp_path, text, field, message):
@@ -365,3 +366,9 @@ def test_spec_hash_changes_with_spec():
     with_connect = plan_service({"image": "x", "networks": ["a", "b"]}, name="app", image=None)
     changed = dataclasses.replace(with_connect, connect=())
     assert spec_hash(with_connect) != spec_hash(changed)
+
+
+def test_load_service_allows_extension_keys(tmp_path):
+    path = write_compose(tmp_path / "proj", "version: '3.8'\nx-common: &common\n  image: x\nservices:\n  web:\n    <<: *common\n    tty: true\n")
+    loaded = load_compose_service(path, service="web", project=None, environ={})
+    assert loaded.mapping == {"image": "x", "tty": True}
