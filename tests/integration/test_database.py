@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import sqlite3
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -349,6 +350,9 @@ def _claim_until_empty(url: str, instance_id: str, start: Any, results: Any) -> 
             for claimed_row in rows:
                 claimed.append(claimed_row.id)
                 database.finish(claimed_row.id, claimed_row.attempts, status="completed", message=instance_id)
+            # Stand in for the work between claims. Without a pause the busy handler's
+            # sleeping writers rarely get the lock, and one worker would claim every row.
+            time.sleep(0.005)
         results.put((instance_id, claimed, None))
     except Exception as exc:  # noqa: BLE001 - reported to the test process
         results.put((instance_id, claimed, repr(exc)))
@@ -360,15 +364,14 @@ def test_concurrent_claims_never_overlap(database: Database, database_path: Path
     total = 300
     ids = {insert(database_path, type="update_image", image="a") for _ in range(total)}
     context = multiprocessing.get_context("spawn")
-    start = context.Event()
+    start = context.Barrier(3)  # every worker starts claiming once all have started
     results = context.Queue()
     workers = [
         context.Process(target=_claim_until_empty, args=(f"sqlite:///{database_path}", f"worker-{n}", start, results))
-        for n in range(3)
+        for n in range(start.parties)
     ]
     for worker in workers:
         worker.start()
-    start.set()
     reports = [results.get(timeout=120) for _ in workers]
     for worker in workers:
         worker.join(timeout=30)
