@@ -16,6 +16,7 @@ import json
 import signal
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,6 +24,8 @@ from anyio.abc import TaskGroup
 
 from controller.clients.database import Database, OperationRow, stale_cutoff, utc_now
 from controller.clients.docker import DockerClient
+from controller.clients.docker_config import load_credentials
+from controller.clients.registry import RegistryClient
 from controller.clients.store import SqliteChangeWatcher, Store, sqlite_path
 from controller.config import Settings
 from controller.errors import TransientError
@@ -36,6 +39,7 @@ CHANGE_CHECK_INTERVAL = 0.01  # seconds between `PRAGMA data_version` checks
 CANCEL_CHECK_INTERVAL = 1.0  # seconds between reads of `cancel_requested` of running rows
 ENGINE_PROBE_MAX = 30.0  # seconds, the longest wait between engine probes
 DEFAULT_MAX_ATTEMPTS = 5
+REGISTRY_RETRIES = 2  # in-place retries of one registry request, before the operation's own
 
 
 @dataclass
@@ -50,6 +54,14 @@ def _route_docker_call(**kwargs: Any) -> None:
     ctx = current_operation.get()
     if ctx is not None:
         ctx.observe_docker_call(**kwargs)
+
+
+def _route_registry_request(registry: str, kind: str, status: int) -> None:
+    ctx = current_operation.get()
+    if ctx is not None:
+        outcome = f"HTTP {status}" if status else "no response"
+        ctx.log("DEBUG", f"Registry {registry} {kind} request: {outcome}", event="registry.request",
+                registry=registry, kind=kind, status=status)
 
 
 def _max_attempts(row: OperationRow) -> int:
@@ -73,7 +85,15 @@ class Controller:
         self.docker = docker or DockerClient(
             base_url=settings.docker_host, timeout=settings.docker_timeout, observer=_route_docker_call
         )
-        self.services = Services(store=self.store, docker=self.docker, settings=settings)
+        config_path = Path(settings.docker_config) if settings.docker_config else None
+        # One client for all operations, so connections and Bearer tokens are reused. Two
+        # retries in place are enough, because the reactor retries the whole operation.
+        self.registry = RegistryClient(
+            credentials_for=lambda registry: load_credentials(config_path, registry),
+            max_retries=REGISTRY_RETRIES,
+            on_request=_route_registry_request,
+        )
+        self.services = Services(store=self.store, docker=self.docker, settings=settings, registry=self.registry)
         self.running: dict[int, Running] = {}
         self.stopping = False
         self.engine_down: str | None = None
@@ -125,6 +145,8 @@ class Controller:
             task_status.started()
             await self._claim_loop()
             services.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self.registry.aclose()
         self.log.info("controller.stopped", message="Controller stopped")
 
     async def _handle_signals(self, services: TaskGroup) -> None:
