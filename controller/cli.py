@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from typing import Any, Sequence
@@ -102,7 +103,8 @@ def _parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
 
 def _start_spec(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.compose_file:
-        spec: dict[str, Any] = {"compose_file": args.compose_file, "service": args.service}
+        # The daemon reads the file from its own working directory, so store an absolute path.
+        spec: dict[str, Any] = {"compose_file": os.path.abspath(args.compose_file), "service": args.service}
         if args.project:
             spec["project"] = args.project
         return spec
