@@ -24,6 +24,9 @@ _OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
         "health_timeout": (float, 60.0),
         "recreate_dependents": (bool, True),
         "pull": (str, "always"),
+        # Join this container's network namespace instead of the one in the container's
+        # `container:` network mode; set on the child rows of a recreate's dependents.
+        "network_container": (str, None),
     },
     "update_image": {"recreate": (bool, False)},
 }
