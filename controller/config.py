@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import socket
 from dataclasses import dataclass, field, fields
@@ -138,27 +139,43 @@ def _is_loopback(host: str) -> bool:
 
 
 def _coerce(name: str, kind: Any, raw: Any, source: str) -> Any:
-    """Convert a YAML or environment value to the field's type."""
-    if raw is None or raw == "":
-        return None if "None" in str(kind) else raw
+    """Convert a YAML or environment value to the field's type.
+
+    An empty value (YAML null, an empty string) returns None, which means "no value" for the
+    optional fields and "the default" for the others. YAML lists and mappings, fractional
+    or boolean numbers for integer fields, and infinite or NaN seconds raise `ConfigError`.
+    """
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return None
     kind_name = str(kind)
+    invalid = ConfigError(f"{source}: {name} must be of type {kind_name}, got {raw!r}")
+    if isinstance(raw, (dict, list)):
+        raise invalid
+
+    if kind_name.startswith("bool"):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise invalid
+    if kind_name.startswith(("int", "float")) and isinstance(raw, bool):
+        raise invalid
     try:
-        if kind_name.startswith("bool"):
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
-            if text in ("1", "true", "yes", "on"):
-                return True
-            if text in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
         if kind_name.startswith("int"):
-            return int(raw)
+            if isinstance(raw, float) and not raw.is_integer():
+                raise invalid
+            return int(raw) if not isinstance(raw, str) else int(raw.strip())
         if kind_name.startswith("float"):
-            return float(raw)
-        return str(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise invalid
+            return value
     except ValueError:
-        raise ConfigError(f"{source}: {name} must be of type {kind_name}, got {raw!r}") from None
+        raise invalid from None
+    return str(raw)
 
 
 def load_settings(
