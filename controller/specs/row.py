@@ -101,8 +101,9 @@ def parse_request(
 
     parsed_spec = _parse_json_object("spec", spec)
     parsed_options = _parse_options(type, _parse_json_object("options", options))
-    container = container.strip() if container else None
-    image = image.strip() if image else None
+    # A blank column counts as empty, like NULL.
+    container = (container or "").strip() or None
+    image = (image or "").strip() or None
 
     if type == "recreate" and not container:
         raise SpecError("container", "a recreate needs the name of the container to replace")
