@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
+import threading
 from typing import Any, Callable, Sequence, TypeVar
 
 import anyio
+import anyio.from_thread
 import anyio.to_thread
 from sqlalchemy.exc import OperationalError
 
@@ -112,6 +114,31 @@ class SqliteChangeWatcher:
     async def changed(self) -> bool:
         """Return True when another connection committed since the last call."""
         return await anyio.to_thread.run_sync(self._changed, limiter=self._limiter)
+
+    async def watch(self, on_change: Callable[[], None], *, interval: float) -> None:
+        """Call `on_change` on the event loop after each commit by another connection.
+
+        The check runs in one worker thread that sleeps `interval` seconds between reads, so
+        an idle daemon pays one cheap read per interval and no event-loop wake-ups.
+        """
+        stop = threading.Event()
+
+        def poll() -> None:
+            while not stop.wait(interval):
+                try:
+                    changed = self._changed()
+                except sqlite3.Error:
+                    return  # closed at shutdown; the poll interval still covers a live daemon
+                if changed:
+                    try:
+                        anyio.from_thread.run_sync(on_change)
+                    except RuntimeError:
+                        return  # the event loop is gone
+
+        try:
+            await anyio.to_thread.run_sync(poll, limiter=self._limiter, abandon_on_cancel=True)
+        finally:
+            stop.set()
 
     def close(self) -> None:
         self._connection.close()

@@ -257,14 +257,10 @@ class Controller:
 
     async def _watch_changes(self) -> None:
         assert self._watcher is not None
-        while True:
-            await anyio.sleep(CHANGE_CHECK_INTERVAL)
-            try:
-                if await self._watcher.changed():
-                    self.wake()
-            except Exception as exc:  # noqa: BLE001 - the poll interval still covers us
-                self.log.warning("controller.watch_failed", message=f"change watch failed: {exc}; polling only")
-                return
+        try:
+            await self._watcher.watch(self.wake, interval=CHANGE_CHECK_INTERVAL)
+        except Exception as exc:  # noqa: BLE001 - the poll interval still covers us
+            self.log.warning("controller.watch_failed", message=f"change watch failed: {exc}; polling only")
 
     async def _heartbeats(self) -> None:
         interval = max(1.0, min(30.0, self.settings.stale_after / 5))
