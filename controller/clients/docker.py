@@ -46,15 +46,15 @@ _REGISTRY_NETWORK_ERRORS = (
 
 
 class EngineUnavailable(TransientError):
-    """The Docker engine did not answer."""
+    """The Docker engine did not respond."""
 
 
 class DockerNotFound(PermanentError):
-    """The engine answered 404: no such container, image, network or volume."""
+    """The engine returned 404: no such container, image, network or volume."""
 
 
 class DockerConflict(PermanentError):
-    """The engine answered 409: a name is taken, or the object is in use."""
+    """The engine returned 409: a name is taken, or the object is in use."""
 
 
 class PullAborted(Exception):
@@ -180,7 +180,7 @@ class DockerClient:
         return str(kwargs.get("base_url") or "unix:///var/run/docker.sock")
 
     def _client(self) -> docker.APIClient:
-        # Created on first use: `version="auto"` asks the engine, which may be down at start.
+        # Created on first use, because `version="auto"` queries the engine, which may be down at start.
         with self._api_lock:
             if self._api is None:
                 if self.base_url:
@@ -213,7 +213,7 @@ class DockerClient:
                 self.observer(call=method, cli=cli, seconds=time.monotonic() - started, error=error)
 
     async def ping(self) -> bool:
-        """Return True when the engine answers; never raises."""
+        """Return True when the engine responds to a ping, False on any dockwright error."""
         try:
             await self.call("ping")
         except (TransientError, PermanentError):

@@ -1,4 +1,4 @@
-"""What a running operation sees: its row, its journal, and the ways it reports progress.
+"""The context of a running operation: its row, its journal, and how it reports progress.
 
 Every log line of an operation becomes a row in `docker_operation_logs` and a structlog
 event with the same ids. Rows are buffered and written together with the next progress
@@ -37,7 +37,7 @@ class LostClaim(Exception):
 
 @dataclass
 class Services:
-    """What the reactor lends each operation."""
+    """Shared clients and settings that the reactor passes to each operation."""
 
     store: Store
     docker: DockerClient

@@ -3,7 +3,7 @@
 The loop wakes on whichever comes first: a change notification (another process committed
 to the SQLite file), a finished operation freeing a slot, the poll interval, or shutdown.
 Beside it run the heartbeats of the claims it holds, the stale sweep, the log retention
-cleanup and, while the engine is unreachable, a probe that resumes claiming once it answers.
+cleanup and, while the engine is unreachable, a probe that resumes claiming once it responds.
 
 Shutdown (SIGTERM or SIGINT): stop claiming, give running operations `shutdown_grace`
 seconds to finish, then cancel them; each returns its row to `pending` with its journal. A
@@ -236,17 +236,17 @@ class Controller:
     # Engine availability
 
     def _engine_lost(self, reason: str) -> None:
-        """Pause claiming; `_sweeps` probes the engine until it answers again."""
+        """Pause claiming until the engine responds again; `_sweeps` runs the probe."""
         if self.engine_down is None:
             self.engine_down = reason
-            self.log.warning("engine.unreachable", message=f"{reason}; claims pause until it answers")
+            self.log.warning("engine.unreachable", message=f"{reason}; claiming paused until the engine responds")
 
     async def _probe_engine(self) -> None:
         delay = 1.0
         while self.engine_down and not self.stopping:
             await anyio.sleep(delay)
             if await self.docker.ping():
-                self.log.info("engine.reachable", message="Docker engine answers again; claiming resumes")
+                self.log.info("engine.reachable", message="Docker engine responds again; claiming resumed")
                 self.engine_down = None
                 self.wake()
                 return

@@ -3,7 +3,7 @@
 The rule for each outcome:
 - the runner returns: `completed` with progress 100;
 - `SpecError` or any other `PermanentError`: `failed` at once, with the error;
-- `EngineUnavailable`: back to `pending` with the journal, to resume when the engine answers;
+- `EngineUnavailable`: back to `pending` with the journal, to resume when the engine responds;
 - other `TransientError`: retried in place with exponential backoff and jitter (honouring the
   delay the other side asked for) until `options.max_attempts` tries, then `failed`;
 - `CancelledByRequest`: `cancelled`;

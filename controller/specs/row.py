@@ -1,6 +1,6 @@
 """Validate an operation row's columns before any work starts.
 
-Every error names the column (or the option) and the value, and says what a valid value
+Every error names the column (or the option) and the value, and shows what a valid value
 looks like, because the row was most likely written by hand or by another service.
 """
 
