@@ -163,17 +163,21 @@ async def _reconcile_existing(
     return None
 
 
+async def _exists(ctx: OperationContext, kind: str, name: str, *, external: bool) -> bool:
+    """Tell whether a network or volume exists; an external one must exist already."""
+    try:
+        await ctx.docker.call(f"inspect_{kind}", name, cli=render_command("docker", kind, "inspect", name))
+        return True
+    except DockerNotFound:
+        if external:
+            raise PermanentError(f"{kind} {name} is declared external but does not exist; create it first") from None
+        return False
+
+
 async def _ensure_networks(ctx: OperationContext, plan: ContainerPlan) -> None:
     for network in plan.networks:
-        try:
-            await ctx.docker.call("inspect_network", network.name)
+        if await _exists(ctx, "network", network.name, external=network.external):
             continue
-        except DockerNotFound:
-            if network.external:
-                raise PermanentError(
-                    f"network {network.name} is declared external but does not exist; create it first"
-                ) from None
-
         await ctx.docker.call(
             "create_network",
             network.name,
@@ -191,15 +195,8 @@ async def _ensure_networks(ctx: OperationContext, plan: ContainerPlan) -> None:
 
 async def _ensure_volumes(ctx: OperationContext, plan: ContainerPlan) -> None:
     for volume in plan.volumes:
-        try:
-            await ctx.docker.call("inspect_volume", volume.name)
+        if await _exists(ctx, "volume", volume.name, external=volume.external):
             continue
-        except DockerNotFound:
-            if volume.external:
-                raise PermanentError(
-                    f"volume {volume.name} is declared external but does not exist; create it first"
-                ) from None
-
         await ctx.docker.call(
             "create_volume",
             volume.name,

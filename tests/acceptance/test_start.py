@@ -160,10 +160,8 @@ def test_start_from_compose_file_with_interpolation(
         "      MODE: ${MODE:-fallback}\n"
         "      GREETING: ${GREETING:-hello}\n"
     )
-    daemon = make_daemon(web_port=str(port)).start()
-    daemon.env["WEB_PORT"] = str(port)
-    daemon.stop()
-    daemon = make_daemon(tmp_path / "d2", **{"WEB_PORT": str(port), "MODE": "compose"}).start()
+    # The daemon's environment supplies the variables, as for `docker compose`.
+    daemon = make_daemon(web_port=str(port), mode="compose").start()
 
     project = unique_prefix
     op_id = daemon.table.insert(
