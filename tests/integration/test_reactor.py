@@ -488,6 +488,27 @@ async def test_shutdown_returns_row_to_pending(table: Table, database_path: Path
     assert docker.aborted_pulls == [IMAGE]
 
 
+async def test_lost_claim_stops_operation(table: Table, database_path: Path, docker: FakeDocker) -> None:
+    docker.pull_seconds = 20.0
+    async with serving(database_path, docker):
+        op_id = await table.insert(**start_row("web"))
+        while docker.pulls_running == 0:
+            await anyio.sleep(0.02)
+        # Another controller rescued and claimed the row meanwhile.
+        await table.execute(
+            "UPDATE docker_operations SET attempts = attempts + 1, claimed_by = 'other-host-1' WHERE id = ?", op_id
+        )
+        taken_over = await table.row(op_id)
+        deadline = time.monotonic() + 4
+        while not docker.aborted_pulls and time.monotonic() < deadline:
+            await anyio.sleep(0.05)
+        row = await table.row(op_id)
+
+    assert docker.aborted_pulls == [IMAGE]
+    assert row == taken_over
+    assert "web" not in docker.containers
+
+
 async def test_stale_rows_rescued_or_failed(table: Table, database_path: Path, docker: FakeDocker) -> None:
     stale = {
         "status": "in_progress",
