@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import anyio
 
-from controller.clients.docker import EngineUnavailable
+from controller.clients.docker import DockerConflict, DockerNotFound, EngineUnavailable
 from controller.errors import PermanentError
 from controller.operations.recreate_state import RecreateState, connect_networks
+from controller.operations.recreate_switch import wait_removed
 from controller.specs.carryover import plan_recreate
 from controller.specs.cli_render import render_command, render_create
 
@@ -58,7 +59,11 @@ async def _remove_new(state: RecreateState) -> None:
     if new is None or new["Id"] == state.journal.get("old_id"):
         return
     shown = str(new.get("Name", "")).lstrip("/")
-    await ctx.docker.call("remove_container", new["Id"], force=True, cli=render_command("docker", "rm", "--force", shown))
+    try:
+        await ctx.docker.call("remove_container", new["Id"], force=True, cli=render_command("docker", "rm", "--force", shown))
+    except (DockerConflict, DockerNotFound):
+        # An AutoRemove container that exited is being removed by the engine already.
+        await wait_removed(ctx, new["Id"], shown)
     ctx.log("INFO", f"Removed the new container {shown} ({new['Id'][:12]})")
 
 

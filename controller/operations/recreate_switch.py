@@ -99,7 +99,7 @@ async def switch_over(state: RecreateState) -> None:
                 "stop", state.old_id, timeout=timeout, cli=render_command("docker", "stop", "--time", str(timeout), old_name)
             )
         if state.auto_remove:
-            await _wait_removed(ctx, state.old_id, old_name)
+            await wait_removed(ctx, state.old_id, old_name)
         await state.record(stopped=True)
         failpoints.reach("recreate.after_stop")
 
@@ -194,16 +194,16 @@ def _name(container: dict[str, Any]) -> str:
     return str(container.get("Name", "")).lstrip("/")
 
 
-async def _wait_removed(ctx: OperationContext, container_id: str, name: str) -> None:
-    """Wait until the engine has deleted a stopped AutoRemove container, which frees its name."""
+async def wait_removed(ctx: OperationContext, container_id: str, name: str) -> None:
+    """Wait until the engine has deleted an exited AutoRemove container, which frees its name."""
     deadline = time.monotonic() + AUTO_REMOVE_WAIT
     while await ctx.docker.inspect_container(container_id) is not None:
         if time.monotonic() > deadline:
             raise PermanentError(
-                f"the old container {name} has AutoRemove set but still existed {AUTO_REMOVE_WAIT:g} s after its stop"
+                f"the container {name} has AutoRemove set but still existed {AUTO_REMOVE_WAIT:g} s after it stopped"
             )
         await anyio.sleep(0.02)
-    ctx.log("INFO", f"The engine removed the old container {name} on its stop (AutoRemove)")
+    ctx.log("INFO", f"The engine removed the container {name} when it stopped (AutoRemove)")
 
 
 async def _inspect_new(state: RecreateState) -> dict[str, Any]:
