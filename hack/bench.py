@@ -573,6 +573,28 @@ def bench_memory(options: RunOptions) -> list[Figure]:
     ]
 
 
+@benchmark("update_checks", "Up-to-date update_image checks against docker pull")
+def bench_update(options: RunOptions) -> list[Figure]:
+    """Run `bench_update_checks` of hack/bench_update.py, which documents the method."""
+    from bench_update import TARGET_RATIO, bench_update_checks
+
+    count = 40 if options.quick else 200
+    result = bench_update_checks(count=count, pulls=20, workdir=options.workdir)
+    requests = result["requests"]
+    other_requests = sum(number for kind, number in requests.items() if kind != "manifest")
+    method = (
+        f"{count} tags of one image in localhost:5001, all pulled; one update_image per tag through "
+        f"`execute`, one at a time; {result['pulls']} docker-py pulls of the same tags; "
+        f"registry requests {requests}"
+    )
+    return [
+        Figure("time per check", result["check_mean_ms"], "ms", "-", None, method),
+        Figure("up-to-date docker pull", result["pull_mean_ms"], "ms", "-", None, method),
+        Figure("check / pull", result["ratio"], "", f"<= {TARGET_RATIO}", result["ratio"] <= TARGET_RATIO, method),
+        Figure("non-manifest registry requests", other_requests, "", "0", other_requests == 0, method),
+    ]
+
+
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     # Fields 14 and 15 of proc(5), utime and stime, counted from the state field (3).
