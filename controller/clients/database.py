@@ -15,6 +15,7 @@ claim can never overwrite the row.
 
 from __future__ import annotations
 
+import functools
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,6 +126,71 @@ def create_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
+# The claim statements are built once: building the aliased query for every claim costs
+# more Python time than SQLite takes to run it.
+_CLAIM_ROW = operations.alias("o")
+_BLOCKER = operations.alias("p")
+_EARLIER_OR_RUNNING = (
+    sa.select(_BLOCKER.c.id)
+    .where(_BLOCKER.c.container == _CLAIM_ROW.c.container, _BLOCKER.c.host == _CLAIM_ROW.c.host)
+    .where(
+        sa.or_(
+            _BLOCKER.c.status == "in_progress",
+            sa.and_(
+                _BLOCKER.c.status == "pending",
+                sa.or_(
+                    _BLOCKER.c.created_at < _CLAIM_ROW.c.created_at,
+                    sa.and_(
+                        _BLOCKER.c.created_at == _CLAIM_ROW.c.created_at,
+                        _BLOCKER.c.id < _CLAIM_ROW.c.id,
+                    ),
+                ),
+            ),
+        )
+    )
+    .exists()
+)
+_CLAIMABLE_IN_LEVEL = (
+    sa.select(_CLAIM_ROW.c.id)
+    .where(
+        _CLAIM_ROW.c.status == "pending",
+        _CLAIM_ROW.c.host == sa.bindparam("host"),
+        _CLAIM_ROW.c.priority == sa.bindparam("level"),
+        _CLAIM_ROW.c.cancel_requested == sa.false(),
+    )
+    .where(sa.or_(_CLAIM_ROW.c.container.is_(None), ~_EARLIER_OR_RUNNING))
+    .order_by(_CLAIM_ROW.c.created_at, _CLAIM_ROW.c.id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+)
+_INSERT_LOG = operation_logs.insert()
+_TOP_LEVEL = sa.select(sa.func.max(operations.c.priority)).where(
+    operations.c.status == "pending", operations.c.host == sa.bindparam("host")
+)
+_NEXT_LEVEL = _TOP_LEVEL.where(operations.c.priority < sa.bindparam("below"))
+
+
+@functools.lru_cache(maxsize=64)
+def _fenced_update(columns: tuple[str, ...], now_columns: tuple[str, ...]) -> sa.Update:
+    """Build the fenced UPDATE of a claimed row, once per set of columns.
+
+    `columns` are bound as `new_NAME` and `now_columns` set to the database's current time.
+    The row must still be in progress under the claim's `attempts` (`fence_id` and
+    `fence_attempt`). Reusing one statement object spares SQLAlchemy building it and
+    computing its cache key for every progress write, the larger part of such a write's cost.
+    """
+    assignments: dict[str, Any] = {name: sa.bindparam(f"new_{name}") for name in columns}
+    assignments.update({name: utcnow() for name in now_columns})
+    return (
+        operations.update()
+        .where(
+            operations.c.id == sa.bindparam("fence_id"),
+            operations.c.attempts == sa.bindparam("fence_attempt"),
+            operations.c.status == "in_progress",
+        )
+        .values(assignments)
+    )
+
+
 class Database:
     """Named operations on the tables; every method runs one short transaction."""
 
@@ -132,15 +198,17 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
+        # Same pool; on SQLite its transactions start with BEGIN IMMEDIATE.
+        self._write_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
+        )
 
     def close(self) -> None:
         self.engine.dispose()
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        connection = self.engine.connect()
-        if self.dialect == "sqlite":
-            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+        connection = self._write_engine.connect()
         try:
             with connection.begin():
                 yield connection
@@ -162,38 +230,8 @@ class Database:
         """
         if limit <= 0:
             return []
-        o = operations.alias("o")
-        p = operations.alias("p")
-        earlier_or_running = (
-            sa.select(p.c.id)
-            .where(p.c.container == o.c.container, p.c.host == o.c.host)
-            .where(
-                sa.or_(
-                    p.c.status == "in_progress",
-                    sa.and_(
-                        p.c.status == "pending",
-                        sa.or_(
-                            p.c.created_at < o.c.created_at,
-                            sa.and_(p.c.created_at == o.c.created_at, p.c.id < o.c.id),
-                        ),
-                    ),
-                )
-            )
-            .exists()
-        )
-        query = (
-            sa.select(o.c.id)
-            .where(o.c.status == "pending", o.c.host == host)
-            .where(o.c.cancel_requested == sa.false())
-            .where(sa.or_(o.c.container.is_(None), ~earlier_or_running))
-            .order_by(o.c.priority.desc(), o.c.created_at, o.c.id)
-            .limit(limit)
-        )
-        if self.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True, of=o)
-
         with self._write() as conn:
-            ids = list(conn.execute(query).scalars())
+            ids = self._claimable_ids(conn, host=host, limit=limit)
             if not ids:
                 return []
             conn.execute(
@@ -214,6 +252,33 @@ class Database:
         claimed.sort(key=lambda row: ids.index(row.id))
         return claimed
 
+    def _claimable_ids(self, conn: sa.Connection, *, host: str, limit: int) -> list[int]:
+        """Select the ids to claim, one priority level at a time, highest first.
+
+        Within one priority the claim index (status, host, priority, created_at) returns the
+        rows in claim order, so the database stops after `limit` claimable rows. A single
+        query over all priorities sorts every pending row and tests each for an earlier row
+        on its container before the limit applies. With 5,000 pending rows on SQLite that
+        took about 10 ms per claim (measured on a 2-CPU AMD EPYC), all under the write lock.
+        """
+        query = _CLAIMABLE_IN_LEVEL
+        if self.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True, of=_CLAIM_ROW)
+
+        ids: list[int] = []
+        below: int | None = None
+        while len(ids) < limit:
+            if below is None:
+                level = conn.execute(_TOP_LEVEL, {"host": host}).scalar()
+            else:
+                level = conn.execute(_NEXT_LEVEL, {"host": host, "below": below}).scalar()
+            if level is None:
+                break
+            parameters = {"host": host, "level": level, "limit": limit - len(ids)}
+            ids.extend(conn.execute(query, parameters).scalars())
+            below = level
+        return ids
+
     def heartbeat(self, claims: Sequence[tuple[int, int]]) -> dict[int, bool]:
         """Refresh the heartbeat of each `(id, attempt)` claim.
 
@@ -225,9 +290,7 @@ class Database:
             return held
         with self._write() as conn:
             for op_id, attempt in claims:
-                changed = conn.execute(
-                    self._fenced(op_id, attempt).values(heartbeat_at=utcnow())
-                ).rowcount
+                changed = self._execute_fenced(conn, op_id, attempt, {"heartbeat_at": utcnow()})
                 if changed:
                     held[op_id] = False
             if held:
@@ -241,12 +304,13 @@ class Database:
         return held
 
     @staticmethod
-    def _fenced(op_id: int, attempt: int) -> sa.Update:
-        return operations.update().where(
-            operations.c.id == op_id,
-            operations.c.attempts == attempt,
-            operations.c.status == "in_progress",
-        )
+    def _execute_fenced(conn: sa.Connection, op_id: int, attempt: int, values: dict[str, Any]) -> int:
+        """Apply `values` to a claimed row unless the claim was lost; return the rows changed."""
+        now_columns = tuple(sorted(name for name, value in values.items() if isinstance(value, utcnow)))
+        columns = tuple(sorted(name for name in values if name not in now_columns))
+        parameters = {f"new_{name}": values[name] for name in columns}
+        statement = _fenced_update(columns, now_columns)
+        return conn.execute(statement, {"fence_id": op_id, "fence_attempt": attempt, **parameters}).rowcount
 
     def update(
         self,
@@ -265,7 +329,7 @@ class Database:
                 values["updated_at"] = utcnow()
                 if "result" in values and not isinstance(values["result"], (str, type(None))):
                     values["result"] = json.dumps(values["result"], default=str)
-                changed = conn.execute(self._fenced(op_id, attempt).values(**values)).rowcount
+                changed = self._execute_fenced(conn, op_id, attempt, values)
                 if not changed:
                     conn.rollback()
                     return False
@@ -299,7 +363,7 @@ class Database:
         if progress is not None:
             values["progress"] = progress
         with self._write() as conn:
-            changed = conn.execute(self._fenced(op_id, attempt).values(**values)).rowcount
+            changed = self._execute_fenced(conn, op_id, attempt, values)
             if not changed:
                 conn.rollback()
                 return False
@@ -326,7 +390,7 @@ class Database:
         if result is not None:
             values["result"] = json.dumps(result, default=str)
         with self._write() as conn:
-            changed = conn.execute(self._fenced(op_id, attempt).values(**values)).rowcount
+            changed = self._execute_fenced(conn, op_id, attempt, values)
             if not changed:
                 conn.rollback()
                 return False
@@ -337,7 +401,7 @@ class Database:
         if not logs:
             return
         conn.execute(
-            operation_logs.insert(),
+            _INSERT_LOG,
             [
                 {
                     "operation_id": log.operation_id,
@@ -433,7 +497,7 @@ class Database:
             values.update(status="pending")
         level = "ERROR" if fail else "WARNING"
         with self._write() as conn:
-            changed = conn.execute(self._fenced(row.id, row.attempts).values(**values)).rowcount
+            changed = self._execute_fenced(conn, row.id, row.attempts, values)
             if not changed:
                 conn.rollback()
                 return False

@@ -97,26 +97,39 @@ class SqliteChangeWatcher:
     nothing and never takes the write lock.
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, host: str | None = None) -> None:
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._limiter = anyio.CapacityLimiter(1)
         self._version = self._read_version()
+        self._host = host
 
     def _read_version(self) -> int:
         return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     def _changed(self) -> bool:
         version = self._read_version()
-        changed = version != self._version
+        if version == self._version:
+            return False
         self._version = version
-        return changed
+        if self._host is None:
+            return True
+        # The controller's own progress writes come from other connections too. Each one
+        # would wake the claim loop for nothing, and its claim would queue before the next
+        # progress write, so only a commit that leaves a pending row of the host counts.
+        pending = self._connection.execute(
+            "SELECT 1 FROM docker_operations WHERE status = 'pending' AND host = ? LIMIT 1", (self._host,)
+        )
+        return pending.fetchone() is not None
 
     async def changed(self) -> bool:
-        """Return True when another connection committed since the last call."""
+        """Return True when another connection committed since the last call.
+
+        With a `host`, only when a pending row of that host exists after the commit.
+        """
         return await anyio.to_thread.run_sync(self._changed, limiter=self._limiter)
 
     async def watch(self, on_change: Callable[[], None], *, interval: float) -> None:
-        """Call `on_change` on the event loop after each commit by another connection.
+        """Call `on_change` on the event loop after each commit that `changed` reports.
 
         The check runs in one worker thread that sleeps `interval` seconds between reads, so
         an idle daemon pays one cheap read per interval and no event-loop wake-ups.

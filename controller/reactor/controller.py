@@ -125,7 +125,7 @@ class Controller:
         """Serve until SIGTERM or SIGINT (or until the task is cancelled)."""
         self.log.info("controller.starting", message="Controller starting", settings=self.settings.redacted())
         if self._path is not None:
-            self._watcher = SqliteChangeWatcher(self._path)
+            self._watcher = SqliteChangeWatcher(self._path, host=self.settings.host)
             # The file lock proves no other controller runs on this file: every in-progress
             # row of this host belongs to a controller that died.
             await self._rescue(stale_before=None)
