@@ -293,6 +293,8 @@ def test_recreate_children_for_users(daemon, registry, docker_client, unique_pre
         for child_id in children.values():
             child = daemon.table.wait(child_id, timeout=90)
             assert child["status"] == "completed", child
+        for name in children:
+            assert docker_client.api.inspect_container(name)["Image"] == result["new_image_id"]
 
 
 def test_auth_registry_with_config(make_daemon, registry, docker_client, unique_prefix, auth_writer, tmp_path):
