@@ -262,10 +262,10 @@ def test_ops_cancel_pending_by_daemon(cli: Cli) -> None:
     with log_path.open("wb") as log:
         daemon = subprocess.Popen([DOCKWRIGHT, "run"], env=env, cwd=cli.workdir, stdout=log, stderr=log)
     try:
-        _wait_for(lambda: "controller.ready" in log_path.read_text(), what="the daemon to be ready", log_path=log_path)
+        _wait_for(lambda: "controller.ready" in log_path.read_text(), waiting_for="the daemon to be ready", log_path=log_path)
 
         completed = cli.run("ops", "cancel", str(op_id))
-        _wait_for(lambda: cli.row(op_id)["status"] == "cancelled", what=f"operation {op_id} to be cancelled", log_path=log_path)
+        _wait_for(lambda: cli.row(op_id)["status"] == "cancelled", waiting_for=f"operation {op_id} to be cancelled", log_path=log_path)
     finally:
         daemon.send_signal(signal.SIGTERM)
         exit_code = daemon.wait(timeout=30)
@@ -278,11 +278,11 @@ def test_ops_cancel_pending_by_daemon(cli: Cli) -> None:
     assert exit_code == 0
 
 
-def _wait_for(condition: Any, *, what: str, log_path: Path, timeout: float = 20.0) -> None:
+def _wait_for(condition: Any, *, waiting_for: str, log_path: Path, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; daemon log:\n{log_path.read_text()[-3000:]}")
+            raise AssertionError(f"timed out waiting for {waiting_for}; daemon log:\n{log_path.read_text()[-3000:]}")
         time.sleep(0.05)
 
 

@@ -282,18 +282,18 @@ def test_terminal_row_never_changes(database: Database, database_path: Path, sta
 
 
 def test_cancel_pending(database: Database, database_path: Path) -> None:
-    wanted = insert(database_path, type="start", image="a", cancel_requested=1)
+    requested = insert(database_path, type="start", image="a", cancel_requested=1)
     untouched = insert(database_path, type="start", image="a")
     other_host = insert(database_path, type="start", image="a", host="other", cancel_requested=1)
     running = insert(database_path, type="start", image="a", status="in_progress", attempts=1, cancel_requested=1)
 
     cancelled = database.cancel_pending(host=HOST)
 
-    assert cancelled == [wanted]
-    assert row(database_path, wanted)["status"] == "cancelled"
-    assert row(database_path, wanted)["finished_at"] is not None
-    assert row(database_path, wanted)["attempts"] == 0
-    assert log_count(database_path, wanted) == 1
+    assert cancelled == [requested]
+    assert row(database_path, requested)["status"] == "cancelled"
+    assert row(database_path, requested)["finished_at"] is not None
+    assert row(database_path, requested)["attempts"] == 0
+    assert log_count(database_path, requested) == 1
     assert row(database_path, untouched)["status"] == "pending"
     assert row(database_path, other_host)["status"] == "pending"
     assert row(database_path, running)["status"] == "in_progress"

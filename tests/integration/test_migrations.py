@@ -1,7 +1,7 @@
 """The migrations produce exactly the schema that `controller.clients.schema` declares.
 
 Other services depend on the tables as the migrations create them, while the controller's
-queries are written against the declared metadata; a difference between the two would only
+queries are written against the declared metadata. A difference between the two would only
 show up in production.
 """
 

@@ -2,8 +2,8 @@
 
 NOTE: this fake serves only the unit and integration tests of the controller's own rules
 (claiming, ordering, retries, cancellation, staleness) and the overhead benchmark. It
-imitates the answers of engine 20.10 only as far as the operations use them; every test of
-what an operation does to real containers runs against the real engine.
+returns what engine 20.10 returns only as far as the operations read it. Every test of what
+an operation does to real containers runs against the real engine.
 
 `FakeDocker` keeps containers, images, networks and volumes in dictionaries and has the same
 async methods as the real client: `call(method, *args, cli=..., **kwargs)`, `ping`,
