@@ -594,6 +594,28 @@ def bench_update(options: RunOptions) -> list[Figure]:
         Figure("non-manifest registry requests", other_requests, "", "0", other_requests == 0, method),
     ]
 
+@benchmark("recreate_downtime", "Recreate downtime against the naive sequence and the floor")
+def bench_recreate(options: RunOptions) -> list[Figure]:
+    """Run `bench_recreate_downtime` of hack/bench_recreate.py, which documents the method."""
+    from bench_recreate import TARGET_RATIO, bench_recreate_downtime
+
+    result = bench_recreate_downtime(runs=3 if options.quick else 5, workdir=options.workdir)
+    medians = result["median_seconds"]
+    method = (
+        f"time 127.0.0.1:PORT of the web image does not answer an HTTP GET (probed every 3 ms), median of "
+        f"{result['runs']} runs each, run in turn on one container"
+    )
+    ratio = result["ratio_to_floor"]
+    gate_margin = result["gate_after_service_min"]
+    return [
+        Figure("dockwright recreate", medians["dockwright"] * 1000, "ms", "-", None, method),
+        Figure("naive stop, rm, create, start", medians["naive"] * 1000, "ms", "-", None, method),
+        Figure("floor: stop, start a created one", medians["floor"] * 1000, "ms", "-", None, method),
+        Figure("dockwright / floor", ratio, "", f"<= {TARGET_RATIO}", ratio <= TARGET_RATIO, method),
+        Figure("gate end after service back (min)", gate_margin, "s", "> 0", gate_margin > 0, method),
+    ]
+
+
 
 def _cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
