@@ -108,9 +108,12 @@ def _start_spec(args: argparse.Namespace) -> dict[str, Any] | None:
         if args.project:
             spec["project"] = args.project
         return spec
-    spec = json.loads(args.spec) if args.spec else {}
+    try:
+        spec = json.loads(args.spec) if args.spec else {}
+    except ValueError as exc:
+        raise ConfigError(f"--spec {args.spec!r} is not valid JSON ({exc}); give a JSON object of Compose service keys") from None
     if not isinstance(spec, dict):
-        raise ConfigError("--spec must be a JSON object of Compose service keys")
+        raise ConfigError(f"--spec must be a JSON object of Compose service keys, got {args.spec!r}")
     if args.publish:
         spec["ports"] = list(spec.get("ports", [])) + args.publish
     if args.env:
@@ -126,6 +129,29 @@ def _start_spec(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.cmd_args:
         spec["command"] = args.cmd_args
     return spec or None
+
+
+def _validate_submission(values: dict[str, Any]) -> None:
+    """Check the row as the daemon will, so a bad submission is rejected before it is stored."""
+    from controller.errors import SpecError
+    from controller.specs.reference import parse_reference
+    from controller.specs.row import parse_request
+
+    def as_json(value: Any) -> str | None:
+        return json.dumps(value) if value is not None else None
+
+    try:
+        parse_request(
+            type=values["type"],
+            container=values.get("container"),
+            image=values.get("image"),
+            spec=as_json(values.get("spec")),
+            options=as_json(values.get("options")),
+        )
+        if values.get("image"):
+            parse_reference(values["image"], field="image")
+    except SpecError as exc:
+        raise ConfigError(f"invalid {values['type']} operation, nothing submitted: {exc}") from None
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
@@ -147,10 +173,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
         values.update(type="update_image", image=args.reference)
         if args.recreate:
             options["recreate"] = True
-    if args.max_attempts:
+    if args.max_attempts is not None:
         options["max_attempts"] = args.max_attempts
     if options:
         values["options"] = options
+    _validate_submission(values)
 
     database = _database(settings)
     op_id = database.insert(**{k: v for k, v in values.items() if v is not None})

@@ -177,6 +177,26 @@ def test_submit_rejects_bad_pair(cli: Cli) -> None:
     assert "--env takes KEY=VALUE, got 'NOEQUALS'" in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("start", "web", "--image", IMAGE, "--spec", "{bad"), "--spec '{bad' is not valid JSON"),
+        (("start", "web", "--image", IMAGE, "--spec", "[1]"), "--spec must be a JSON object of Compose service keys, got '[1]'"),
+        (("start", "web"), "invalid start operation, nothing submitted: spec: a start needs an image"),
+        (("start", "web", "--image", "Not Valid"), "invalid start operation, nothing submitted: image: invalid image reference 'Not Valid'"),
+        (("start", "web", "--image", IMAGE, "--max-attempts", "0"), "options.max_attempts: must be between 1 and 100, got 0"),
+        (("update-image", "UPPER/Case"), "invalid update_image operation, nothing submitted: image: invalid image reference"),
+    ],
+)
+def test_submit_rejects_invalid_row(cli: Cli, args: tuple[str, ...], message: str) -> None:
+    completed = cli.run("submit", *args)
+
+    assert completed.returncode == 2
+    assert message in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert cli.sql("SELECT * FROM docker_operations") == []
+
+
 # ops list, show, logs
 
 
