@@ -3,10 +3,10 @@
     .venv/bin/python hack/bench.py [--only NAME] [--quick]
 
 Each benchmark is one function registered with `@benchmark`; it returns its figures, and the
-script prints each with its target and PASS or FAIL. docs/benchmarks.md holds one section per
+script prints each with its target and PASS or FAIL. docs/benchmarks.md contains one section per
 benchmark between marker comments, so a run with `--only` rewrites its own section and keeps
-the others. `--quick` takes fewer samples, for a check that the script still works; its
-figures are noted as quick runs.
+the others. `--quick` takes fewer samples, for a check that the script still works; the
+command shown in each section shows whether a run was quick.
 
 The benchmarks need the Docker engine and the shared test image
 (hack/engine.sh, hack/registries.sh, hack/images.sh). The throughput benchmark replaces the
@@ -18,6 +18,7 @@ removed afterwards.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import platform
@@ -219,7 +220,7 @@ class DaemonProcess:
 class FakeDocker(DockerClient):
     """An in-memory engine behind the real client's thread hop, timing and observer.
 
-    Only the calls of a `start` of a present image are answered: container and image inspect,
+    It handles only the calls of a `start` of a present image: container and image inspect,
     create, start and ping. Each returns at once, so the throughput benchmark measures the
     controller: claims, progress writes, log rows and the final write.
     """
@@ -262,7 +263,7 @@ class FakeDocker(DockerClient):
                 raise DockerNotFound(f"No such container: {args[0]}")
             container["State"] = {"Running": True, "StartedAt": datetime.now(timezone.utc).isoformat()}
             return None
-        raise NotImplementedError(f"FakeDocker does not answer {method}; the benchmark only runs start operations")
+        raise NotImplementedError(f"FakeDocker does not handle {method}; the benchmark runs only start operations")
 
 
 # A separate process that writes or reads the table like another service, counting
@@ -314,12 +315,12 @@ class TableClient:
 
 @benchmark("pickup", "Pick-up latency")
 def bench_pickup(options: RunOptions) -> list[Figure]:
-    """Rows inserted by another process, claimed by `dockwright run` with the default poll interval.
+    """Measure how soon `dockwright run`, at the default poll interval, claims rows that another process inserts.
 
-    Each row is a `start` of a container that already runs from the same spec: it is claimed
-    like any other row and completes after one container inspect, so one row is done long
-    before the writer inserts the next and no row waits for a free slot or for an earlier row
-    on its container.
+    Each row is a `start` of a container that already runs from the same spec. It is claimed
+    like any other row and completes after one container inspect. So each row is done long
+    before the writer inserts the next, and no row waits for a free slot or for an earlier
+    row on its container.
     """
     samples = 50 if options.quick else 250
     api = docker.APIClient(version="auto")
@@ -386,7 +387,11 @@ def bench_pickup(options: RunOptions) -> list[Figure]:
 
 @benchmark("throughput", "Throughput with Docker stubbed")
 def bench_throughput(options: RunOptions) -> list[Figure]:
-    """Claim, progress, log and finish of pre-inserted `start` rows against `FakeDocker`."""
+    """Measure the claim, progress, log and finish path on pre-inserted `start` rows, with Docker stubbed.
+
+    `FakeDocker` runs in the controller's process but keeps the worker-thread hop, timing
+    and observer of the real client, which every engine request pays.
+    """
     count = 1000 if options.quick else 5000
     workdir = options.workdir / "throughput"
     workdir.mkdir(parents=True)
@@ -439,6 +444,8 @@ def bench_throughput(options: RunOptions) -> list[Figure]:
         controller.close()
         writer_counts = writer.finish()
         reader_counts = reader.finish()
+        # Later in-process benchmarks must not log into the closed file.
+        configure_logging(log_format="json", level="ERROR")
         log_file.close()
 
     statuses = dict(
@@ -476,7 +483,7 @@ def bench_throughput(options: RunOptions) -> list[Figure]:
 
 @benchmark("docker_overhead", "Start overhead over direct Docker calls")
 def bench_docker_overhead(options: RunOptions) -> list[Figure]:
-    """A real `start` through the daemon against the same docker-py calls made directly.
+    """Compare a real `start` through the daemon with the same docker-py calls made directly.
 
     The direct run makes the requests the operation makes for a present image and a new
     name: inspect the container (not found), inspect the image, create with the same body,
@@ -554,7 +561,7 @@ def bench_docker_overhead(options: RunOptions) -> list[Figure]:
 
 @benchmark("memory", "Memory of the idle daemon")
 def bench_memory(options: RunOptions) -> list[Figure]:
-    """VmRSS of `dockwright run` 5 s after it reports ready, and its CPU use while idle."""
+    """Measure the resident memory of `dockwright run` 5 s after it reports ready, and its CPU use while idle."""
     settle = 5.0
     with DaemonProcess(options.workdir / "memory") as daemon:
         assert daemon.process is not None
@@ -630,7 +637,7 @@ PAGE_HEADER = """# Benchmarks
 
 Written by `hack/bench.py`; each section is replaced when its benchmark runs again
 (`.venv/bin/python hack/bench.py --only NAME`), so sections may come from different runs and
-say their own machine, date and command. All figures use SQLite. A figure without a target
+state their own machine, date and command. All figures use SQLite. A figure without a target
 is context for the others.
 """
 
@@ -649,20 +656,25 @@ def machine_description() -> str:
     )
 
 
-def render_section(item: Benchmark, figures: list[Figure], command: str) -> str:
+def render_section(item: Benchmark, figures: list[Figure], command: str, load: float) -> str:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    description = " ".join(inspect.cleandoc(item.run.__doc__ or "").split())
     lines = [
         f"## {item.title}",
         "",
-        f"Machine: {machine_description()}. Date: {date}. Command: `{command}`.",
+        description,
+        "",
+        f"Machine: {machine_description()}; load average {load:.1f} when the benchmark started. "
+        f"Date: {date}. Command: `{command}`.",
         "",
         "| figure | value | target | result | method |",
         "| --- | --- | --- | --- | --- |",
     ]
+    previous_method = None
     for figure in figures:
-        lines.append(
-            f"| {figure.name} | {figure.shown_value()} | {figure.target} | {figure.verdict()} | {figure.method} |"
-        )
+        method = "as above" if figure.method == previous_method else figure.method
+        previous_method = figure.method
+        lines.append(f"| {figure.name} | {figure.shown_value()} | {figure.target} | {figure.verdict()} | {method} |")
     return "\n".join(lines) + "\n"
 
 
@@ -698,11 +710,12 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             item = BENCHMARKS[name]
             print(f"== {item.title} ({name})", flush=True)
+            load = os.getloadavg()[0]
             figures = item.run(RunOptions(quick=args.quick, workdir=Path(tmp)))
             for figure in figures:
                 print(f"  {figure.name}: {figure.shown_value()} (target {figure.target}) {figure.verdict()}", flush=True)
                 failed = failed or figure.passed is False
-            sections[name] = render_section(item, figures, command)
+            sections[name] = render_section(item, figures, command, load)
 
     write_results(sections)
     print(f"Results written to {RESULTS_PATH.relative_to(REPO_ROOT)}")
