@@ -21,9 +21,10 @@ from typing import Any
 
 import anyio
 
-from controller.clients.database import OperationRow
+from controller.clients.database import NewLog, OperationRow
 from controller.clients.docker import EngineUnavailable
 from controller.errors import CancelledByRequest, PermanentError, TransientError
+from controller.logs import get_logger
 from controller.operations import runner_for
 from controller.operations.context import LostClaim, OperationContext, Services, current_operation
 from controller.specs.row import parse_request
@@ -57,7 +58,12 @@ async def execute(row: OperationRow, services: Services, *, on_engine_down: Any 
             type=row.type, container=row.container, image=row.image, spec=row.spec, options=row.options
         )
     except PermanentError as exc:
-        await _shielded(store.finish(row.id, row.attempts, status="failed", message="invalid operation", error=str(exc)))
+        logger = get_logger(operation_id=row.id, type=row.type, container=row.container)
+        logger.error("operation.invalid", message=f"invalid operation: {exc}; the row is failed")
+        log = NewLog(row.id, "ERROR", f"Invalid operation: {exc}")
+        await _shielded(
+            store.finish(row.id, row.attempts, status="failed", message="invalid operation", error=str(exc), logs=[log])
+        )
         return Outcome.FAILED
 
     ctx = OperationContext(row, request, services)

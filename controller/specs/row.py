@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.errors import SpecError
+from controller.specs.redact import is_secret_name
 
 OPERATION_TYPES = ("start", "recreate", "update_image")
 PULL_POLICIES = ("missing", "always", "never")
@@ -50,13 +51,23 @@ def _parse_json_object(column: str, text: str | None) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        shown = text if len(text) <= 80 else text[:77] + "..."
-        raise SpecError(column, f"invalid JSON {shown!r}: {exc}; write a JSON object such as {{}}") from None
+        raise SpecError(column, f"invalid JSON {_shown(text)}: {exc}; write a JSON object such as {{}}") from None
     if value is None:
         return None
     if not isinstance(value, dict):
-        raise SpecError(column, f"must be a JSON object, got {type(value).__name__} {text!r}")
+        raise SpecError(column, f"must be a JSON object, got {type(value).__name__} {_shown(text)}")
     return value
+
+
+def _shown(text: str) -> str:
+    """Quote a column's text for an error message, shortened, and hidden when it may contain a secret.
+
+    Text that is not a JSON object cannot be redacted key by key, so any secret marker such
+    as PASSWORD hides all of it: the error lands in the `error` column and in the logs.
+    """
+    if is_secret_name(text):
+        return f"(value of {len(text)} characters not shown because it may contain a secret)"
+    return repr(text if len(text) <= 80 else text[:77] + "...")
 
 
 def _parse_options(kind: str, raw: dict[str, Any] | None) -> dict[str, Any]:

@@ -441,6 +441,9 @@ async def test_invalid_rows_fail_by_column(table: Table, database_path: Path, do
     for row, (columns, expected) in zip(rows, cases):
         assert row["status"] == "failed", (columns, row)
         assert expected in (row["error"] or ""), (columns, row["error"])
+    for op_id in ids:
+        logs = await table.logs(op_id)
+        assert any(log["level"] == "ERROR" for log in logs), (op_id, logs)
     assert valid_row["status"] == "completed"
 
 

@@ -135,6 +135,14 @@ def test_invalid_json(column: str) -> None:
     assert "write a JSON object" in str(error)
 
 
+@pytest.mark.parametrize("text", ['{"environment": {"DB_PASSWORD": "hunter2"', '["API_TOKEN=hunter2"]'])
+def test_secret_json_not_echoed(text: str) -> None:
+    error = rejected(spec=text)
+
+    assert "hunter2" not in str(error)
+    assert "not shown because it may contain a secret" in str(error)
+
+
 def test_long_invalid_json_shortened() -> None:
     text = "{" + "x" * 200
 
