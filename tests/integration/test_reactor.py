@@ -487,6 +487,22 @@ async def test_cancel_aborts_slow_pull(table: Table, database_path: Path, docker
     assert waited < 3.0
 
 
+async def test_cancel_during_retry_wait(
+    table: Table, database_path: Path, docker: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(executor, "BACKOFF_BASE", 30.0)
+    docker.fail("create_container_from_config", TransientError("engine busy: try later"))
+    async with serving(database_path, docker):
+        op_id = await table.insert(**start_row("web"))
+        await table.wait_until(op_id, lambda row: "retrying in" in (row["message"] or ""))
+        await table.execute("UPDATE docker_operations SET cancel_requested = 1 WHERE id = ?", op_id)
+        row = await table.wait(op_id, timeout=4)
+
+    creates = [method for method, _, _ in docker.requests if method == "create_container_from_config"]
+    assert row["status"] == "cancelled"
+    assert len(creates) == 1
+
+
 # Shutdown, staleness, pick-up and retention
 
 
@@ -523,6 +539,19 @@ async def test_lost_claim_stops_operation(table: Table, database_path: Path, doc
     assert docker.aborted_pulls == [IMAGE]
     assert row == taken_over
     assert "web" not in docker.containers
+
+
+async def test_long_operation_keeps_claim(table: Table, database_path: Path, docker: FakeDocker) -> None:
+    """An operation that runs past `stale_after` is kept alive by heartbeats, not rescued."""
+    docker.pull_seconds = 4.0
+    async with serving(database_path, docker, stale_after=2.0, sweep_interval=0.5):
+        op_id = await table.insert(**start_row("web"))
+        row = await table.wait(op_id, timeout=8)
+
+    messages = [log["message"] for log in await table.logs(op_id)]
+    assert row["status"] == "completed"
+    assert row["attempts"] == 1
+    assert not any("rescued" in message for message in messages)
 
 
 async def test_stale_rows_rescued_or_failed(table: Table, database_path: Path, docker: FakeDocker) -> None:
