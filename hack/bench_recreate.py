@@ -86,7 +86,7 @@ class Prober:
                 if answered:
                     return moment
             time.sleep(0.01)
-        raise TimeoutError(f"{self.url} did not answer within {timeout:g} s")
+        raise TimeoutError(f"no response with the page from {self.url} within {timeout:g} s")
 
     def outage(self, *, since: float) -> tuple[float, float]:
         """Return the longest time without an answer after `since` and the time it ended, in seconds."""

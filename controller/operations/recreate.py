@@ -41,7 +41,7 @@ from controller.specs.carryover import describe_changes, plan_recreate
 from controller.specs.cli_render import render_command, render_create
 from controller.specs.reference import parse_reference
 
-# An image id, full (`sha256:...`) or short (hex only), as Config.Image holds it for a
+# An image id, full (`sha256:...`) or short (hex only), as Config.Image contains it for a
 # container created from an id.
 _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
@@ -106,6 +106,8 @@ async def _prepare(state: RecreateState) -> None:
         was_running=bool((container.get("State") or {}).get("Running")),
         auto_remove=bool((container.get("HostConfig") or {}).get("AutoRemove")),
         dependents=dependents,
+        # NOTE: the snapshot keeps secret environment values in the database, because
+        # restoring a deleted AutoRemove original needs them; API and CLI output redact them.
         snapshot={"container": container, "image": old_image},
     )
     ctx.log("INFO", f"Stored the inspect output of {name} ({container['Id'][:12]}) and of its image in the journal")

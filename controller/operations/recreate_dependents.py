@@ -35,7 +35,7 @@ async def insert_dependent_rows(state: RecreateState) -> list[int]:
     """Insert one child recreate row per dependent found at the snapshot; return their ids.
 
     The ids are journaled after each insert. NOTE: a crash between an insert and its journal
-    write makes a later claim insert that child again; the second recreate of the dependent is
+    write makes a later claim insert that child again. The second recreate of the dependent is
     redundant but harmless.
     """
     ctx = state.ctx

@@ -25,7 +25,7 @@ from controller.specs.cli_render import render_command, render_create
 async def roll_back(state: RecreateState, reason: str) -> None:
     """Restore the original container after `reason` made the recreate fail.
 
-    Sets `result.rolled_back`. Raises `EngineUnavailable` when the engine stops answering (a
+    Sets `result.rolled_back`. Raises `EngineUnavailable` when the engine is unreachable (a
     later claim finishes the undo) and `PermanentError` when the original cannot be restored.
     """
     ctx = state.ctx
@@ -101,10 +101,10 @@ async def _create_original(state: RecreateState) -> str:
     image_id = str(state.journal["old_image_id"])
     image = await ctx.docker.inspect_image(image_id)
     if image is None:
-        raise PermanentError(f"the original container is gone and so is its image {image_id[:19]}")
+        raise PermanentError(f"the original container and its image {image_id[:19]} were both removed")
 
     # Keep the reference as Config.Image while it still names the original image, so a later
-    # recreate knows what to pull; otherwise pin the image by id.
+    # recreate can pull its reference; otherwise pin the image by id.
     reference = (snapshot.get("Config") or {}).get("Image") or image_id
     tagged = await ctx.docker.inspect_image(reference)
     if tagged is None or tagged["Id"] != image_id:

@@ -28,7 +28,11 @@ SECOND = 1_000_000_000
 # Short gate settings, so a test waits about one healthcheck interval of the images below.
 FAST_GATE = {"settle_seconds": 0.5, "health_timeout": 20}
 
+# The prefix label comes first so that no build step is cached across tests: another test's
+# cleanup could otherwise remove a parent image that this build reuses.
+
 APP1 = """FROM {web}
+LABEL dockwright.test.prefix={prefix}
 ENV APP_MODE=one
 LABEL tier=one
 COPY app1 /app1
@@ -40,6 +44,7 @@ VOLUME /data
 """
 
 APP2 = """FROM {web}
+LABEL dockwright.test.prefix={prefix}
 ENV APP_MODE=two
 LABEL tier=two
 COPY entrypoint.sh /entrypoint.sh
@@ -66,8 +71,8 @@ def build_apps(client: docker.DockerClient, prefix: str, *, new_dockerfile: str 
     """Build and push `app:1` and `app:2`; `new_dockerfile` replaces app:2's Dockerfile."""
     old = f"localhost:5001/{prefix}/app:1"
     new = f"localhost:5001/{prefix}/app:2"
-    build_image(client, old, APP1.format(web=WEB_IMAGE), {"app1": SERVE, "index.html": f"one {prefix}\n"}, push=True)
-    dockerfile = (new_dockerfile or APP2).format(web=WEB_IMAGE)
+    build_image(client, old, APP1.format(web=WEB_IMAGE, prefix=prefix), {"app1": SERVE, "index.html": f"one {prefix}\n"}, push=True)
+    dockerfile = (new_dockerfile or APP2).format(web=WEB_IMAGE, prefix=prefix)
     build_image(client, new, dockerfile, {"entrypoint.sh": SERVE, "index.html": f"two {prefix}\n"}, push=True)
     return Apps(old=old, new=new)
 

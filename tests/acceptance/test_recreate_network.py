@@ -98,7 +98,7 @@ def test_bridge_and_user_network(daemon: Daemon, docker_client: docker.DockerCli
     crashing = APP2.replace('ENTRYPOINT ["/entrypoint.sh"]', 'ENTRYPOINT ["sh", "-c", "exit 5"]')
     apps = build_apps(docker_client, unique_prefix)
     broken = f"localhost:5001/{unique_prefix}/broken:1"
-    build_image(docker_client, broken, crashing.format(web=WEB_IMAGE), {"entrypoint.sh": SERVE, "index.html": "x\n"}, push=True)
+    build_image(docker_client, broken, crashing.format(web=WEB_IMAGE, prefix=unique_prefix), {"entrypoint.sh": SERVE, "index.html": "x\n"}, push=True)
     network = f"{unique_prefix}-net"
     api.create_network(network)
     name = f"{unique_prefix}-multi"
