@@ -101,6 +101,28 @@ def _parse_pairs(values: Sequence[str], flag: str) -> dict[str, str]:
     return pairs
 
 
+def _extend_list(spec: dict[str, Any], key: str, values: list[str], flag: str) -> None:
+    if not values:
+        return
+    current = spec.get(key, [])
+    if not isinstance(current, list):
+        raise ConfigError(f"{flag} adds to the list form of {key!r}, but --spec gives {key} as {type(current).__name__}")
+    spec[key] = current + values
+
+
+def _merge_pairs(spec: dict[str, Any], key: str, pairs: dict[str, str], flag: str) -> None:
+    """Add KEY=VALUE pairs to a Compose key that may be a mapping or a list of KEY=VALUE."""
+    if not pairs:
+        return
+    current = spec.get(key, {})
+    if isinstance(current, list):
+        spec[key] = current + [f"{name}={value}" for name, value in pairs.items()]
+    elif isinstance(current, dict):
+        spec[key] = {**current, **pairs}
+    else:
+        raise ConfigError(f"{flag} adds to {key!r}, but --spec gives {key} as {type(current).__name__}")
+
+
 def _start_spec(args: argparse.Namespace) -> dict[str, Any] | None:
     if args.compose_file:
         # The daemon reads the file from its own working directory, so store an absolute path.
@@ -114,16 +136,11 @@ def _start_spec(args: argparse.Namespace) -> dict[str, Any] | None:
         raise ConfigError(f"--spec {args.spec!r} is not valid JSON ({exc}); give a JSON object of Compose service keys") from None
     if not isinstance(spec, dict):
         raise ConfigError(f"--spec must be a JSON object of Compose service keys, got {args.spec!r}")
-    if args.publish:
-        spec["ports"] = list(spec.get("ports", [])) + args.publish
-    if args.env:
-        spec["environment"] = {**spec.get("environment", {}), **_parse_pairs(args.env, "--env")}
-    if args.label:
-        spec["labels"] = {**spec.get("labels", {}), **_parse_pairs(args.label, "--label")}
-    if args.volume:
-        spec["volumes"] = list(spec.get("volumes", [])) + args.volume
-    if args.network:
-        spec["networks"] = list(spec.get("networks", [])) + args.network
+    _extend_list(spec, "ports", args.publish, "-p")
+    _merge_pairs(spec, "environment", _parse_pairs(args.env, "--env"), "-e")
+    _merge_pairs(spec, "labels", _parse_pairs(args.label, "--label"), "--label")
+    _extend_list(spec, "volumes", args.volume, "-v")
+    _extend_list(spec, "networks", args.network, "--network")
     if args.restart:
         spec["restart"] = args.restart
     if args.cmd_args:

@@ -94,6 +94,17 @@ class NewLog:
     details: dict[str, Any] | None = None
 
 
+def _has_journal(result: str | None) -> bool:
+    """Tell whether a `result` text records finished steps in a non-empty `journal`."""
+    if not result:
+        return False
+    try:
+        parsed = json.loads(result)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and bool(parsed.get("journal"))
+
+
 def utc_now() -> datetime:
     """Return the current UTC time as the naive datetime the tables store."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -156,7 +167,9 @@ _CLAIMABLE_IN_LEVEL = (
         _CLAIM_ROW.c.status == "pending",
         _CLAIM_ROW.c.host == sa.bindparam("host"),
         _CLAIM_ROW.c.priority == sa.bindparam("level"),
-        _CLAIM_ROW.c.cancel_requested == sa.false(),
+        # A cancelled row that an earlier claim left with a journal is claimed once more,
+        # so its operation can undo what it began; `cancel_pending` skips such rows.
+        sa.or_(_CLAIM_ROW.c.cancel_requested == sa.false(), _CLAIM_ROW.c.result.is_not(None)),
     )
     .where(sa.or_(_CLAIM_ROW.c.container.is_(None), ~_EARLIER_OR_RUNNING))
     .order_by(_CLAIM_ROW.c.created_at, _CLAIM_ROW.c.id)
@@ -441,8 +454,12 @@ class Database:
     # Sweeps
 
     def cancel_pending(self, *, host: str) -> list[int]:
-        """Cancel every pending row of `host` whose cancellation was requested."""
-        wanted = sa.select(operations.c.id).where(
+        """Cancel every pending row of `host` whose cancellation was requested.
+
+        A row whose journal records finished steps is left to the next claim instead, because
+        only its operation knows how to undo them (a half-done recreate, say).
+        """
+        wanted = sa.select(operations.c.id, operations.c.result).where(
             operations.c.status == "pending",
             operations.c.host == host,
             operations.c.cancel_requested == sa.true(),
@@ -452,7 +469,7 @@ class Database:
             if conn.execute(wanted.limit(1)).first() is None:
                 return []
         with self._write() as conn:
-            ids = list(conn.execute(wanted).scalars())
+            ids = [op_id for op_id, result in conn.execute(wanted) if not _has_journal(result)]
             if not ids:
                 return []
             conn.execute(

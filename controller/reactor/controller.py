@@ -64,6 +64,12 @@ def _route_registry_request(registry: str, kind: str, status: int) -> None:
                 registry=registry, kind=kind, status=status)
 
 
+def _engine_waits(row: OperationRow) -> int:
+    """Return how many claims of the row ended waiting for the engine; they do not count."""
+    value = row.result_data().get("engine_waits", 0)
+    return value if isinstance(value, int) and value >= 0 else 0
+
+
 def _max_attempts(row: OperationRow) -> int:
     try:
         value = json.loads(row.options or "{}").get("max_attempts", DEFAULT_MAX_ATTEMPTS)
@@ -82,9 +88,10 @@ class Controller:
         self.log = get_logger(instance=settings.instance_id, host=settings.host)
         self.database = Database(settings.database_url)
         self.store = Store(self.database)
-        self.docker = docker or DockerClient(
-            base_url=settings.docker_host, timeout=settings.docker_timeout, observer=_route_docker_call
-        )
+        self.docker = docker or DockerClient(base_url=settings.docker_host, timeout=settings.docker_timeout)
+        if self.docker.observer is None:
+            # Each Docker call is logged on the operation whose task made it.
+            self.docker.observer = _route_docker_call
         config_path = Path(settings.docker_config) if settings.docker_config else None
         # One client for all operations, so connections and Bearer tokens are reused. Two
         # retries in place are enough, because the reactor retries the whole operation.
@@ -308,7 +315,7 @@ class Controller:
             if row.id in self.running:
                 continue
             last = row.heartbeat_at.isoformat(sep=" ", timespec="seconds") if row.heartbeat_at else "never"
-            if row.attempts >= _max_attempts(row):
+            if row.attempts - _engine_waits(row) >= _max_attempts(row):
                 message = (
                     f"went stale: controller {row.claimed_by} stopped heartbeating (last heartbeat {last}) "
                     f"and all {row.attempts} attempts are used"

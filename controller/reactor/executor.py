@@ -103,7 +103,11 @@ async def _run_with_retries(ctx: OperationContext, *, on_engine_down: Any) -> st
             if on_engine_down is not None:
                 on_engine_down(str(exc))
             message = f"waiting for the Docker engine: {exc}"
-            ctx.log("WARNING", f"{exc}; the operation returns to pending and resumes when the engine answers")
+            # An outage is the engine's fault, not the operation's: it uses up neither a try
+            # nor, for the stale sweep, a claim.
+            ctx.result["tries"] = tries - 1
+            ctx.result["engine_waits"] = int(ctx.result.get("engine_waits", 0)) + 1
+            ctx.log("WARNING", f"{exc}; the operation returns to pending and resumes when the engine responds")
             await _shielded(store.release(ctx.id, ctx.attempt, message=message, result=ctx.result, logs=ctx.take_logs()))
             return Outcome.RELEASED
         except TransientError as exc:

@@ -386,3 +386,14 @@ def test_concurrent_claims_never_overlap(database: Database, database_path: Path
     assert set(claimed) == ids
     assert attempts == 1
     assert all(worker.exitcode == 0 for worker in workers)
+
+
+def test_cancelled_row_with_journal_is_claimed(database: Database, database_path: Path) -> None:
+    """A cancelled row that an earlier claim left half done is claimed again to be undone."""
+    journal = json.dumps({"journal": {"stop_issued": True}, "tries": 1})
+    half_done = insert(database_path, type="recreate", container="web", cancel_requested=1, result=journal)
+    untouched = insert(database_path, type="recreate", container="db", cancel_requested=1, result='{"journal": {}}')
+
+    assert database.cancel_pending(host=HOST) == [untouched]
+    assert row(database_path, half_done)["status"] == "pending"
+    assert claim_ids(database) == [half_done]
