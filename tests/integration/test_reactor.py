@@ -612,3 +612,36 @@ async def test_log_retention(table: Table, database_path: Path, docker: FakeDock
     assert await table.logs(old) == []
     assert len(await table.logs(recent)) == 1
     assert len(await table.logs(waiting)) == 1
+
+
+async def test_engine_waits_do_not_use_attempts(table: Table, database_path: Path, docker: FakeDocker) -> None:
+    """Claims that ended waiting for the engine leave the stale sweep's budget intact."""
+    stale = {
+        "status": "in_progress",
+        "claimed_by": "other-host-1",
+        "heartbeat_at": "2020-01-01 00:00:00.000",
+        "started_at": "2020-01-01 00:00:00.000",
+    }
+    async with serving(database_path, docker, stale_after=30.0):
+        waited = await table.insert(
+            **start_row("web", attempts=5, result={"tries": 1, "engine_waits": 4, "journal": {}}, **stale)
+        )
+        waited_row = await table.wait(waited)
+
+    assert waited_row["status"] == "completed"
+    assert waited_row["attempts"] == 6
+
+
+async def test_engine_outage_uses_no_try(table: Table, database_path: Path, docker: FakeDocker) -> None:
+    async with serving(database_path, docker):
+        docker.unreachable = True
+        op_id = await table.insert(**start_row("web", options={"max_attempts": 1}))
+        released = await table.wait_until(op_id, lambda row: row["status"] == "pending" and row["attempts"] == 1)
+        docker.unreachable = False
+        completed = await table.wait(op_id, timeout=5)
+
+    result = json.loads(completed["result"])
+    assert json.loads(released["result"])["tries"] == 0
+    assert completed["status"] == "completed"
+    assert result["engine_waits"] == 1
+    assert result["tries"] == 1
