@@ -75,7 +75,12 @@ class Figure:
     method: str
 
     def shown_value(self) -> str:
-        text = f"{self.value:.0f}" if abs(self.value) >= 100 else f"{self.value:.3g}"
+        if isinstance(self.value, int):
+            text = str(self.value)
+        elif abs(self.value) >= 100:
+            text = f"{self.value:.0f}"
+        else:
+            text = f"{self.value:#.3g}"
         return f"{text} {self.unit}".strip()
 
     def verdict(self) -> str:
@@ -711,7 +716,12 @@ def main(argv: list[str] | None = None) -> int:
             item = BENCHMARKS[name]
             print(f"== {item.title} ({name})", flush=True)
             load = os.getloadavg()[0]
-            figures = item.run(RunOptions(quick=args.quick, workdir=Path(tmp)))
+            try:
+                figures = item.run(RunOptions(quick=args.quick, workdir=Path(tmp)))
+            except Exception as exc:  # noqa: BLE001 - one broken benchmark must not lose the others
+                print(f"  FAILED: {type(exc).__name__}: {exc}; its section keeps its earlier figures", flush=True)
+                failed = True
+                continue
             for figure in figures:
                 print(f"  {figure.name}: {figure.shown_value()} (target {figure.target}) {figure.verdict()}", flush=True)
                 failed = failed or figure.passed is False
