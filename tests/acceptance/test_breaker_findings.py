@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import resource
 import socket
+import sqlite3
 import subprocess
 from pathlib import Path
 from typing import Callable
@@ -141,13 +142,17 @@ def test_compose_yaml_error_hides_secret(daemon: Daemon, unique_prefix: str, tmp
 
 @pytest.mark.xfail(strict=True, reason="finding 8: a cancel_requested of 'false' leaves the row pending forever")
 def test_text_cancel_flag_does_not_strand_row(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
-    """A row whose cancel_requested is the text 'false' still ends, run or failed by name."""
-    op_id = daemon.table.insert(
-        type="start",
-        container=f"{unique_prefix}-cancelflag",
-        image=registry.web_image,
-        cancel_requested="false",
-    )
+    """A cancel_requested of 'false' is rejected at insert, or the row still ends by name."""
+    try:
+        op_id = daemon.table.insert(
+            type="start",
+            container=f"{unique_prefix}-cancelflag",
+            image=registry.web_image,
+            cancel_requested="false",
+        )
+    except sqlite3.IntegrityError as exc:
+        assert "cancel_requested" in str(exc)
+        return
     row = daemon.table.wait(op_id, timeout=30)
 
     assert row["status"] in ("completed", "failed")
@@ -256,10 +261,14 @@ def test_second_daemon_through_symlink_exits(make_daemon: Callable[..., Daemon],
 
 @pytest.mark.xfail(strict=True, reason="finding 10: a text priority is accepted and sorts above every number")
 def test_text_priority_fails_by_name(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
-    """A row whose priority is the text 'low' fails naming the column instead of running first."""
-    op_id = daemon.table.insert(
-        type="start", container=f"{unique_prefix}-textprio", image=registry.web_image, priority="low"
-    )
+    """A priority of 'low' is rejected at insert, or fails naming the column instead of running first."""
+    try:
+        op_id = daemon.table.insert(
+            type="start", container=f"{unique_prefix}-textprio", image=registry.web_image, priority="low"
+        )
+    except sqlite3.IntegrityError as exc:
+        assert "priority" in str(exc)
+        return
     row = daemon.table.wait(op_id)
 
     assert row["status"] == "failed"
