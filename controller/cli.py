@@ -9,6 +9,8 @@ import sys
 import time
 from typing import Any, Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from controller.config import ConfigError, Settings, load_settings
 
 EXIT_OK = 0
@@ -21,10 +23,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, overrides=overrides)
 
 
+class DatabaseMissing(Exception):
+    """A read-only command names a SQLite file that does not exist."""
+
+
 def _database(settings: Settings, *, migrate: bool = True) -> Any:
+    """Open the database; commands that only read pass `migrate=False` and create nothing."""
     from controller.clients import migrate as migrations
     from controller.clients.database import Database
+    from controller.clients.store import sqlite_path
 
+    path = sqlite_path(settings.database_url)
+    if not migrate and path is not None and not os.path.exists(path):
+        raise DatabaseMissing(
+            f"database file {path} does not exist; check --database-url or DOCKWRIGHT_DATABASE_URL "
+            "(the daemon and `dockwright db upgrade` create it)"
+        )
     database = Database(settings.database_url)
     if migrate and migrations.current_revision(database.engine) != migrations.head_revision():
         migrations.upgrade(database.engine)
@@ -81,6 +95,8 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     days = args.days if args.days is not None else settings.log_retention_days
+    if days < 0:
+        raise ConfigError(f"--days must not be negative, got {days:g}; 0 deletes the logs of every finished operation")
     database = _database(settings)
     cutoff = utc_now() - timedelta(days=days)
     deleted = database.delete_logs_before(cutoff)
@@ -243,7 +259,7 @@ def _wait(database: Any, op_id: int, *, timeout: float | None) -> int:
 
 
 def _row_mapping(row: Any) -> dict[str, Any]:
-    from controller.specs.redact import redact
+    from controller.specs.redact import redact, redact_opaque
 
     data = {name: getattr(row, name) for name in row.__dataclass_fields__}
     for key in ("spec", "options", "result"):
@@ -251,7 +267,7 @@ def _row_mapping(row: Any) -> dict[str, Any]:
             try:
                 data[key] = json.loads(data[key])
             except ValueError:
-                pass
+                data[key] = redact_opaque(data[key])
     for key, value in data.items():
         if hasattr(value, "isoformat"):
             data[key] = value.isoformat(sep=" ", timespec="milliseconds")
@@ -262,7 +278,7 @@ def cmd_ops_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    database = _database(_settings(args))
+    database = _database(_settings(args), migrate=False)
     rows = database.list(status=args.status, type=args.type, container=args.container, limit=args.limit)
     if args.json:
         print(json.dumps([_row_mapping(row) for row in rows], indent=2, default=str))
@@ -283,7 +299,7 @@ def cmd_ops_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ops_show(args: argparse.Namespace) -> int:
-    database = _database(_settings(args))
+    database = _database(_settings(args), migrate=False)
     row = database.get(args.id)
     if row is None:
         print(f"dockwright: no operation with id {args.id}", file=sys.stderr)
@@ -309,7 +325,7 @@ def _print_log(log: Any) -> None:
 def cmd_ops_logs(args: argparse.Namespace) -> int:
     from controller.clients.schema import TERMINAL_STATUSES
 
-    database = _database(_settings(args))
+    database = _database(_settings(args), migrate=False)
     if database.get(args.id) is None:
         print(f"dockwright: no operation with id {args.id}", file=sys.stderr)
         return EXIT_FAILED
@@ -329,7 +345,7 @@ def cmd_ops_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_ops_cancel(args: argparse.Namespace) -> int:
-    database = _database(_settings(args))
+    database = _database(_settings(args), migrate=False)
     row = database.request_cancel(args.id)
     if row is None:
         print(f"dockwright: no operation with id {args.id}", file=sys.stderr)
@@ -438,6 +454,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"dockwright: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except DatabaseMissing as exc:
+        print(f"dockwright: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except SQLAlchemyError as exc:
+        from controller.config import redact_url
+
+        reason = getattr(exc, "orig", None) or exc
+        print(f"dockwright: database {redact_url(args.database_url or '') or 'from the settings'} failed: {reason}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
 

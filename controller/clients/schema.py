@@ -44,6 +44,12 @@ OPERATION_TYPES = ("start", "recreate", "update_image")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
+# Constraints that only SQLite needs, because its columns accept a value of any type: names
+# and expressions, shared with the migration that adds them.
+PRIORITY_CHECK = ("ck_docker_operations_priority_integer", "typeof(priority) = 'integer'")
+CANCEL_REQUESTED_CHECK = ("ck_docker_operations_cancel_requested_boolean", "cancel_requested IN (0, 1)")
+
+
 class Operation(SQLModel, table=True):
     """A requested Docker operation and its reported state (`docker_operations`)."""
 
@@ -52,6 +58,8 @@ class Operation(SQLModel, table=True):
         sa.Index("ix_docker_operations_claim", "status", "host", "priority", "created_at"),
         sa.Index("ix_docker_operations_container", "container", "status"),
         sa.Index("ix_docker_operations_parent_id", "parent_id"),
+        sa.CheckConstraint(PRIORITY_CHECK[1], name=PRIORITY_CHECK[0]).ddl_if(dialect="sqlite"),
+        sa.CheckConstraint(CANCEL_REQUESTED_CHECK[1], name=CANCEL_REQUESTED_CHECK[0]).ddl_if(dialect="sqlite"),
     )
 
     id: Optional[int] = Field(default=None, sa_column=sa.Column(sa.Integer, primary_key=True))

@@ -164,4 +164,5 @@ def sqlite_path(url: str) -> str | None:
     _, _, path = url.partition(":///")
     if not path or path == ":memory:":
         return None
-    return os.path.abspath(path.split("?", 1)[0])
+    # The real path, so a second daemon that reaches the file through a symlink takes the same lock.
+    return os.path.realpath(path.split("?", 1)[0])

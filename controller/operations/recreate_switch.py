@@ -23,6 +23,7 @@ from controller.errors import PermanentError
 from controller.operations.context import OperationContext
 from controller.operations.recreate_state import RecreateState
 from controller.specs.cli_render import render_command
+from controller.specs.redact import scrub, secret_values
 
 # The engine's stop timeout when the container sets none (engine 20.10).
 ENGINE_STOP_TIMEOUT = 10
@@ -227,6 +228,8 @@ async def _exit_reason(ctx: OperationContext, info: dict[str, Any], *, restarted
     except (DockerNotFound, PermanentError):
         output = b""
     text = output.decode(errors="replace").strip()[-500:] if output else ""
+    # The output may print the environment; the container's secret values never reach the row.
+    text = scrub(text, secret_values((info.get("Config") or {}).get("Env")))
     if text:
         reason += f"; last output: {text}"
     return reason

@@ -25,6 +25,7 @@ from controller.specs.cli_render import (
 from controller.specs.compose import plan_compose_service, plan_service
 from controller.specs.compose_file import load_compose_service
 from controller.specs.plan import LABEL_SPEC_HASH, ContainerPlan
+from controller.specs.redact import scrub, secret_values
 from controller.specs.reference import parse_reference
 
 COMPOSE_FILE_KEYS = {"compose_file", "service", "project"}
@@ -103,7 +104,7 @@ async def run(ctx: OperationContext) -> dict[str, Any]:
     await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
 
     await ctx.begin_step("verify", f"Checking that {plan.name} runs", progress=97)
-    state = await _running_state(ctx, plan.name)
+    state = await _running_state(ctx, plan)
     ctx.log("INFO", f"Container {plan.name} runs as {container_id[:12]}", event="container.started")
     return {
         "outcome": "created",
@@ -138,7 +139,7 @@ async def _reconcile_existing(
     if current_hash == wanted_hash:
         await ctx.begin_step("start", f"Starting the existing stopped container {plan.name}", progress=50)
         await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
-        await _running_state(ctx, plan.name)
+        await _running_state(ctx, plan)
         return {**result, "outcome": "started_existing"}
 
     if ctx.journal.get("created_container_id") == container_id:
@@ -146,7 +147,7 @@ async def _reconcile_existing(
         ctx.log("INFO", f"Resuming with container {container_id[:12]} created by an earlier attempt")
         await ctx.begin_step("start", f"Starting container {plan.name}", progress=92)
         await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
-        await _running_state(ctx, plan.name)
+        await _running_state(ctx, plan)
         return {**result, "outcome": "created"}
 
     if not ctx.options.get("replace"):
@@ -208,20 +209,23 @@ async def _ensure_volumes(ctx: OperationContext, plan: ContainerPlan) -> None:
         ctx.log("INFO", f"Created volume {volume.name}", event="volume.created")
 
 
-async def _running_state(ctx: OperationContext, name: str) -> dict[str, Any]:
+async def _running_state(ctx: OperationContext, plan: ContainerPlan) -> dict[str, Any]:
     """Return the container's state, or fail when it is not running."""
-    inspect = await ctx.docker.inspect_container(name)
+    inspect = await ctx.docker.inspect_container(plan.name)
     state = (inspect or {}).get("State") or {}
     if state.get("Running"):
         return state
+
     tail = ""
     try:
-        output = await ctx.docker.call("logs", name, tail=20, stdout=True, stderr=True)
+        output = await ctx.docker.call("logs", plan.name, tail=20, stdout=True, stderr=True)
         tail = output.decode(errors="replace").strip()[-1000:] if output else ""
     except PermanentError:
         pass
+    # The output may print the environment; the spec's secret values never reach the row.
+    tail = scrub(tail, secret_values(plan.body.get("Env")))
     raise PermanentError(
-        f"container {name} exited right after start with exit code {state.get('ExitCode')}"
+        f"container {plan.name} exited right after start with exit code {state.get('ExitCode')}"
         f"{': ' + state['Error'] if state.get('Error') else ''}"
         f"{'; last output: ' + tail if tail else ''}; check its command and configuration"
     )

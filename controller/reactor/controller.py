@@ -207,6 +207,17 @@ class Controller:
             return 0
 
         for row in rows:
+            earlier = self.running.get(row.id)
+            if earlier is not None:
+                # Someone outside set a row we run back to pending: this new claim fences the
+                # earlier one out, so stop the earlier task instead of running the row twice.
+                self.log.warning(
+                    "operation.lost",
+                    operation_id=row.id,
+                    message=f"row was set back to pending while claim {earlier.row.attempts} ran; "
+                    f"stopping that claim and carrying on with claim {row.attempts}",
+                )
+                earlier.scope.cancel()
             running = Running(row)
             self.running[row.id] = running
             self._idle = anyio.Event()
@@ -221,8 +232,9 @@ class Controller:
         except Exception as exc:  # noqa: BLE001 - never let one operation stop the controller
             self.log.error("operation.crashed", operation_id=row.id, message=f"unhandled error: {exc!r}")
         finally:
-            self.running.pop(row.id, None)
-            self.services.cancelled.discard(row.id)
+            if self.running.get(row.id) is running:
+                del self.running[row.id]
+                self.services.cancelled.discard(row.id)
             if not self.running:
                 self._idle.set()
             self.wake()

@@ -344,17 +344,32 @@ def spec_hash(plan: ContainerPlan) -> str:
 # --- helpers for load_compose_service ------------------------------------------------------
 
 
+# Larger files are rejected before reading, so a path such as /dev/zero cannot exhaust memory.
+MAX_COMPOSE_FILE_BYTES = 4 * 1024 * 1024
+
+
 def _read_yaml(path: Path, *, field: str) -> Any:
     try:
+        if not path.is_file():
+            kind = "not found" if not path.exists() else "not a regular file"
+            raise SpecError(field, f"compose file {path}: {kind}; name a YAML file")
+        size = path.stat().st_size
+        if size > MAX_COMPOSE_FILE_BYTES:
+            raise SpecError(
+                field, f"compose file {path} has {size} bytes, more than the {MAX_COMPOSE_FILE_BYTES} a compose file may have"
+            )
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError(field, f"compose file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise SpecError(field, f"cannot read compose file {path}: {error}") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as error:
-        raise SpecError(field, f"invalid YAML in {path}: {error}") from None
+        # The problem and its position only: the YAML library's excerpt of the line could
+        # quote a secret value into the error column.
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or type(error).__name__
+        raise SpecError(field, f"invalid YAML in {path}{where}: {problem}") from None
 
 
 def _choose_project_name(

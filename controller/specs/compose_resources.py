@@ -10,6 +10,8 @@ compose files.
 
 from __future__ import annotations
 
+import ipaddress
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -214,8 +216,8 @@ def _parse_network_settings(key: str, settings: Any, path: str) -> ServiceNetwor
         path=path,
         priority=as_int(settings.get("priority", 0), f"{path}.priority"),
         aliases=tuple(as_str_list(settings["aliases"], f"{path}.aliases")) if settings.get("aliases") is not None else (),
-        ipv4_address=_optional_str(settings.get("ipv4_address"), f"{path}.ipv4_address"),
-        ipv6_address=_optional_str(settings.get("ipv6_address"), f"{path}.ipv6_address"),
+        ipv4_address=_optional_address(settings.get("ipv4_address"), f"{path}.ipv4_address", version=4),
+        ipv6_address=_optional_address(settings.get("ipv6_address"), f"{path}.ipv6_address", version=6),
         mac_address=_optional_str(settings.get("mac_address"), f"{path}.mac_address"),
         driver_opts=_string_map(settings.get("driver_opts"), f"{path}.driver_opts"),
     )
@@ -264,6 +266,21 @@ def _string_map(value: Any, path: str) -> dict[str, str]:
         return {}
     mapping = as_mapping(value, path, hint="{key: value}")
     return {str(name): "" if item is None else scalar_text(item, f"{path}.{name}") for name, item in mapping.items()}
+
+
+def _optional_address(value: Any, path: str, *, version: int) -> str | None:
+    """Check a static IPv4 or IPv6 address, so the engine never sees an invalid one."""
+    text = _optional_str(value, path)
+    if text is None:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        address = None
+    if address is None or address.version != version:
+        example = "172.28.0.10" if version == 4 else "fd00::10"
+        raise SpecError(path, f"invalid IPv{version} address {text!r}; write one such as {example}")
+    return text
 
 
 def _optional_str(value: Any, path: str) -> str | None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from controller.errors import SpecError
+from controller.specs.redact import is_secret_name
 
 # The Engine API stores counts, sizes and durations as signed 64-bit integers.
 INT64_MAX = 2**63 - 1
@@ -21,10 +22,17 @@ TRUE_STRINGS = frozenset({"true", "yes", "on"})
 FALSE_STRINGS = frozenset({"false", "no", "off"})
 
 
-def describe(value: Any) -> str:
-    """Name a value and its YAML type for an error message."""
+def describe(value: Any, path: str = "") -> str:
+    """Name a value and its YAML type for an error message.
+
+    The value itself is left out when its path or its text names a secret (DB_PASSWORD and
+    the like), because the message lands in the `error` column and in the logs.
+    """
     kind = {dict: "mapping", list: "list", str: "string", bool: "boolean", int: "integer", float: "number"}
-    return f"{value!r} ({kind.get(type(value), type(value).__name__)})"
+    kind_name = kind.get(type(value), type(value).__name__)
+    if is_secret_name(path) or is_secret_name(repr(value)):
+        return f"a {kind_name} (value not shown because it may contain a secret)"
+    return f"{value!r} ({kind_name})"
 
 
 def scalar_text(value: Any, path: str) -> str:
@@ -33,7 +41,7 @@ def scalar_text(value: Any, path: str) -> str:
         return "true" if value else "false"
     if isinstance(value, (str, int, float)):
         return str(value)
-    raise SpecError(path, f"expected a string, number or boolean, got {describe(value)}")
+    raise SpecError(path, f"expected a string, number or boolean, got {describe(value, path)}")
 
 
 def as_str(value: Any, path: str, *, allow_int: bool = False, allow_empty: bool = False) -> str:
@@ -41,7 +49,7 @@ def as_str(value: Any, path: str, *, allow_int: bool = False, allow_empty: bool 
     if allow_int and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     if not isinstance(value, str):
-        raise SpecError(path, f"expected a string, got {describe(value)}")
+        raise SpecError(path, f"expected a string, got {describe(value, path)}")
     if not value and not allow_empty:
         raise SpecError(path, "expected a non-empty string, got an empty one")
     return value
@@ -157,6 +165,8 @@ def list_or_mapping(value: Any, path: str, *, separator: str = "=") -> dict[str,
             item_path = f"{path}.{name}"
             if not isinstance(name, str) or not name:
                 raise SpecError(item_path, f"expected a non-empty string key, got {describe(name)}")
+            if separator in name:
+                raise SpecError(item_path, f"invalid name {name!r}: a name must not contain {separator!r}")
             result[name] = None if item is None else scalar_text(item, item_path)
         return result
 

@@ -67,3 +67,31 @@ def _redact_item(key: Any, item: Any) -> Any:
     if is_secret_name(key):
         return MASK
     return redact(item)
+
+
+def redact_opaque(text: str, *, limit: int = 80) -> str:
+    """Quote text that cannot be redacted key by key (say, invalid JSON), for a message.
+
+    Any secret marker in it (PASSWORD and the like) hides all of it; other text is shortened
+    to `limit` characters.
+    """
+    if is_secret_name(text):
+        return f"(value of {len(text)} characters not shown because it may contain a secret)"
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def secret_values(env: list[str] | None) -> list[str]:
+    """Return the values of the secret entries of an Engine API `Env` list."""
+    values = []
+    for entry in env or []:
+        name, separator, value = entry.partition("=")
+        if separator and value and is_secret_name(name):
+            values.append(value)
+    return values
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """Replace every occurrence of the given secret values in free text (a container's output)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.errors import SpecError
-from controller.specs.redact import is_secret_name
+from controller.specs.redact import redact_opaque
 
 OPERATION_TYPES = ("start", "recreate", "update_image")
 PULL_POLICIES = ("missing", "always", "never")
@@ -60,14 +60,8 @@ def _parse_json_object(column: str, text: str | None) -> dict[str, Any] | None:
 
 
 def _shown(text: str) -> str:
-    """Quote a column's text for an error message, shortened, and hidden when it may contain a secret.
-
-    Text that is not a JSON object cannot be redacted key by key, so any secret marker such
-    as PASSWORD hides all of it: the error lands in the `error` column and in the logs.
-    """
-    if is_secret_name(text):
-        return f"(value of {len(text)} characters not shown because it may contain a secret)"
-    return repr(text if len(text) <= 80 else text[:77] + "...")
+    """Quote a column's text for an error message; see `redact_opaque`."""
+    return redact_opaque(text)
 
 
 def _parse_options(kind: str, raw: dict[str, Any] | None) -> dict[str, Any]:
