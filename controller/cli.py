@@ -40,8 +40,8 @@ def _database(settings: Settings, *, migrate: bool = True) -> Any:
             "(the daemon and `dockwright db upgrade` create it)"
         )
     database = Database(settings.database_url)
-    if migrate and migrations.current_revision(database.engine) != migrations.head_revision():
-        migrations.upgrade(database.engine)
+    if migrate:
+        migrations.upgrade_if_needed(database.engine)
     return database
 
 
@@ -66,7 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     try:
         if settings.migrate_on_start:
-            migrations.upgrade(controller.database.engine)
+            migrations.upgrade_if_needed(controller.database.engine)
         anyio.run(controller.run)
     finally:
         controller.close()

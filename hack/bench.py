@@ -566,23 +566,39 @@ def bench_docker_overhead(options: RunOptions) -> list[Figure]:
 
 @benchmark("memory", "Memory of the idle daemon")
 def bench_memory(options: RunOptions) -> list[Figure]:
-    """Measure the resident memory of `dockwright run` 5 s after it reports ready, and its CPU use while idle."""
+    """Measure the resident memory of `dockwright run` 5 s after it reports ready, and its CPU use while idle.
+
+    The first start on a new file runs the migrations and so loads alembic; the figure that
+    counts is the steady state, a daemon started on an up-to-date database.
+    """
     settle = 5.0
-    with DaemonProcess(options.workdir / "memory") as daemon:
+    workdir = options.workdir / "memory"
+    with DaemonProcess(workdir) as daemon:
+        assert daemon.process is not None
+        time.sleep(settle)
+        first_rss_mb = _rss_mb(daemon.process.pid)
+
+    with DaemonProcess(workdir) as daemon:
         assert daemon.process is not None
         pid = daemon.process.pid
         time.sleep(settle)
         cpu_before = _cpu_seconds(pid)
         time.sleep(settle)
         cpu_share = (_cpu_seconds(pid) - cpu_before) / settle * 100
-        status = Path(f"/proc/{pid}/status").read_text()
-    rss_mb = int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
-    method = f"VmRSS from /proc/PID/status of `dockwright run` {settle:.0f} s after `controller.ready`"
+        rss_mb = _rss_mb(pid)
+    method = f"VmRSS from /proc/PID/status of `dockwright run` on a migrated database, {settle:.0f} s after `controller.ready`"
+    first_method = "the same for the first start on a new file, which runs the migrations"
     cpu_method = f"utime + stime from /proc/PID/stat over the next {settle:.0f} s, no rows in the table"
     return [
         Figure("resident memory", rss_mb, "MB", "<= 80 MB", rss_mb <= 80, method),
+        Figure("resident memory, first start", first_rss_mb, "MB", "-", None, first_method),
         Figure("CPU while idle", cpu_share, "% of one core", "-", None, cpu_method),
     ]
+
+
+def _rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
 
 
 @benchmark("update_checks", "Up-to-date update_image checks against docker pull")

@@ -171,3 +171,8 @@ def _schema_sql(database: Database) -> list[tuple[str, str]]:
     with database.engine.connect() as connection:
         rows = connection.exec_driver_sql("SELECT name, sql FROM sqlite_master ORDER BY name")
         return [tuple(row) for row in rows]
+
+
+def test_head_constant_matches_alembic() -> None:
+    """The daemon's quick up-to-date check uses a constant; it must name alembic's head."""
+    assert migrate.HEAD_REVISION == migrate.head_revision()
