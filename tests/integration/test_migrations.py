@@ -176,3 +176,34 @@ def _schema_sql(database: Database) -> list[tuple[str, str]]:
 def test_head_constant_matches_alembic() -> None:
     """The daemon's quick up-to-date check uses a constant; it must name alembic's head."""
     assert migrate.HEAD_REVISION == migrate.head_revision()
+
+
+def test_sqlite_checks_repair_old_rows(tmp_path: Path) -> None:
+    """Upgrading a database whose rows break the new checks repairs them instead of failing."""
+    path = tmp_path / "old.db"
+    database = Database(f"sqlite:///{path}")
+    migrate.upgrade(database.engine, "0001")
+    connection = sqlite3.connect(path)
+    connection.executescript(
+        """
+        INSERT INTO docker_operations (type, priority) VALUES ('start', 'high');
+        INSERT INTO docker_operations (type, priority) VALUES ('start', 1.5);
+        INSERT INTO docker_operations (type, cancel_requested) VALUES ('start', 'false');
+        INSERT INTO docker_operations (type, cancel_requested) VALUES ('start', 'TRUE');
+        INSERT INTO docker_operations (type, priority, status) VALUES ('start', 'x', 'completed');
+        """
+    )
+    connection.commit()
+    connection.close()
+
+    migrate.upgrade(database.engine)
+    rows = {row[0]: row[1:] for row in sqlite3.connect(path).execute(
+        "SELECT id, priority, cancel_requested, status, error FROM docker_operations"
+    )}
+    database.close()
+
+    assert rows[1] == (0, 0, "failed", "priority: invalid value 'high'; it must be an integer")
+    assert rows[2] == (1, 0, "pending", None)
+    assert rows[3] == (0, 0, "pending", None)
+    assert rows[4] == (0, 1, "pending", None)
+    assert rows[5] == (0, 0, "completed", None)
