@@ -1,9 +1,7 @@
-"""Failing checks for defects found by using dockwright as a new user would.
+"""Hostile and careless input: each defect that a new user found, kept as a regression test.
 
-Each test states the expected behaviour and is marked `xfail(strict=True)` with the number of
-its finding, so the suite stays green while the defect remains and fails once it is fixed,
-until the mark is removed. Rows are written with plain SQL and the CLI runs as a subprocess, as in the other
-acceptance tests.
+Rows are written with plain SQL and the CLI runs as a subprocess, as in the other acceptance
+tests. Each test states the behaviour that a user relies on.
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ def daemon_instance(daemon: Daemon) -> str:
     """Return the instance id that the daemon writes into its claims."""
     return daemon.wait_for_event("controller.ready")["instance"]
 
-@pytest.mark.xfail(strict=True, reason="finding 3: an endless compose file is read whole into memory")
 def test_endless_compose_file_fails_by_name(daemon: Daemon) -> None:
     """A compose_file that never ends fails naming the key; the daemon keeps serving."""
     assert daemon.process is not None
@@ -60,7 +57,6 @@ def test_endless_compose_file_fails_by_name(daemon: Daemon) -> None:
     assert daemon.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, reason="finding 5: a secret value of the wrong type is quoted in the error")
 def test_secret_of_wrong_type_stays_hidden(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """An environment secret that is a mapping fails without its value in the error or logs."""
     secret = f"s3cr3t-{unique_prefix}"
@@ -79,7 +75,6 @@ def test_secret_of_wrong_type_stays_hidden(daemon: Daemon, registry: Registry, u
     assert secret not in daemon.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 4: a container's last output is stored with its secrets")
 def test_secret_in_container_output_stays_hidden(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """A container that prints its environment and exits fails without the secret anywhere."""
     secret = f"s3cr3t-{unique_prefix}"
@@ -98,7 +93,6 @@ def test_secret_in_container_output_stays_hidden(daemon: Daemon, registry: Regis
     assert secret not in daemon.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 6: ops show prints the raw text of an invalid spec")
 def test_show_hides_secret_of_invalid_spec(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """`ops show` and `ops list --json` never print a secret, even from a spec that is not JSON."""
     secret = f"s3cr3t-{unique_prefix}"
@@ -119,7 +113,6 @@ def test_show_hides_secret_of_invalid_spec(daemon: Daemon, registry: Registry, u
     assert secret not in listing.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="finding 7: a YAML error quotes the compose file line with its secret")
 def test_compose_yaml_error_hides_secret(daemon: Daemon, unique_prefix: str, tmp_path: Path) -> None:
     """A compose file with a YAML error on a secret's line fails without quoting the secret."""
     secret = f"s3cr3t-{unique_prefix}"
@@ -140,7 +133,6 @@ def test_compose_yaml_error_hides_secret(daemon: Daemon, unique_prefix: str, tmp
     assert secret not in daemon.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 8: a cancel_requested of 'false' leaves the row pending forever")
 def test_text_cancel_flag_does_not_strand_row(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """A cancel_requested of 'false' is rejected at insert, or the row still ends by name."""
     try:
@@ -160,7 +152,6 @@ def test_text_cancel_flag_does_not_strand_row(daemon: Daemon, registry: Registry
         assert "cancel_requested" in row["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 9: cleanup --days -1 deletes the logs of every finished row")
 def test_cleanup_rejects_negative_days(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """`cleanup --days -1` is a usage error and deletes nothing."""
     op_id = daemon.table.insert(type="start", container=f"{unique_prefix}-keeplogs", image=registry.web_image)
@@ -173,7 +164,6 @@ def test_cleanup_rejects_negative_days(daemon: Daemon, registry: Registry, uniqu
     assert len(daemon.table.logs(op_id)) == logs_before
 
 
-@pytest.mark.xfail(strict=True, reason="finding 11: an environment name with '=' silently sets another variable")
 def test_environment_name_with_equals_fails(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """{"A=B": "x"} fails naming the key instead of setting A to "B=x"."""
     op_id = daemon.table.insert(
@@ -189,7 +179,6 @@ def test_environment_name_with_equals_fails(daemon: Daemon, registry: Registry, 
     assert "A=B" in row["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 13: a database in a missing directory crashes the CLI")
 def test_cli_database_in_missing_directory(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
     """`ops list` on a database path whose directory is missing names the path, without a traceback."""
     env = idle_environment(make_daemon, tmp_path)
@@ -201,7 +190,6 @@ def test_cli_database_in_missing_directory(make_daemon: Callable[..., Daemon], t
     assert str(missing) in output.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="finding 13: --config naming a directory crashes the CLI")
 def test_cli_config_directory(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
     """`--config DIR` is a usage error that names the path."""
     env = idle_environment(make_daemon, tmp_path)
@@ -212,7 +200,6 @@ def test_cli_config_directory(make_daemon: Callable[..., Daemon], tmp_path: Path
     assert str(tmp_path) in output.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="finding 14: a read-only CLI command creates a missing database")
 def test_ops_show_leaves_missing_database_alone(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
     """`ops show` on a database file that does not exist reports it and creates nothing."""
     env = idle_environment(make_daemon, tmp_path)
@@ -224,7 +211,6 @@ def test_ops_show_leaves_missing_database_alone(make_daemon: Callable[..., Daemo
     assert str(missing) in output.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="finding 12: an engine-side error does not name the spec key")
 def test_invalid_ipv4_address_names_key(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """An invalid ipv4_address fails naming spec.networks and the value, before Docker is called."""
     op_id = daemon.table.insert(
@@ -241,7 +227,6 @@ def test_invalid_ipv4_address_names_key(daemon: Daemon, registry: Registry, uniq
 
 
 
-@pytest.mark.xfail(strict=True, reason="finding 2: the one-daemon lock follows the path, not the file")
 def test_second_daemon_through_symlink_exits(make_daemon: Callable[..., Daemon], tmp_path: Path) -> None:
     """A second daemon that reaches the same SQLite file through a symlink exits with an error."""
     first = make_daemon(tmp_path / "first").start()
@@ -259,7 +244,6 @@ def test_second_daemon_through_symlink_exits(make_daemon: Callable[..., Daemon],
     assert "already runs" in second.log_text()
 
 
-@pytest.mark.xfail(strict=True, reason="finding 10: a text priority is accepted and sorts above every number")
 def test_text_priority_fails_by_name(daemon: Daemon, registry: Registry, unique_prefix: str) -> None:
     """A priority of 'low' is rejected at insert, or fails naming the column instead of running first."""
     try:
@@ -275,7 +259,6 @@ def test_text_priority_fails_by_name(daemon: Daemon, registry: Registry, unique_
     assert "priority" in row["error"]
 
 
-@pytest.mark.xfail(strict=True, reason="finding 1: a row set back to pending runs twice and blocks shutdown")
 def test_row_reset_to_pending_does_not_block_shutdown(
     make_daemon: Callable[..., Daemon], unique_prefix: str
 ) -> None:
