@@ -52,12 +52,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     import anyio
 
     from controller.clients import migrate as migrations
-    from controller.logs import configure_logging
+    from controller.config import unknown_variables
+    from controller.logs import configure_logging, get_logger
     from controller.reactor.controller import Controller
     from controller.reactor.lock import AlreadyRunning
 
     settings = _settings(args)
     configure_logging(log_format=settings.log_format, level=settings.log_level)
+    for name in unknown_variables():
+        get_logger().warning("config.unknown_variable", message=f"environment variable {name} names no setting and is ignored; check its spelling")
     controller = Controller(settings)
     try:
         controller.acquire()
@@ -360,6 +363,13 @@ def cmd_ops_cancel(args: argparse.Namespace) -> int:
 # Parser
 
 
+def _priority(text: str) -> int:
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"priority {text} is outside the 64-bit integer range")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dockwright", description="Carry out Docker operations recorded in a SQL table.")
     common = argparse.ArgumentParser(add_help=False)
@@ -384,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     submit_common = argparse.ArgumentParser(add_help=False, parents=[common])
     submit_common.add_argument("--wait", action="store_true", help="show progress until the operation ends; exit 1 unless it completes")
     submit_common.add_argument("--timeout", type=float, help="with --wait, stop waiting after this many seconds")
-    submit_common.add_argument("--priority", type=int, default=0, help="higher runs first (default 0)")
+    submit_common.add_argument("--priority", type=_priority, default=0, help="higher runs first (default 0)")
     submit_common.add_argument("--host", help="the controller host group that runs it (default: the configured host)")
     submit_common.add_argument("--max-attempts", type=int, help="tries on transient errors (default 5)")
 

@@ -178,6 +178,17 @@ def _coerce(name: str, kind: Any, raw: Any, source: str) -> Any:
     return str(raw)
 
 
+# Environment variables with the prefix that are not settings but are read elsewhere.
+_OTHER_VARIABLES = {f"{ENV_PREFIX}CONFIG", f"{ENV_PREFIX}FAILPOINT"}
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Return `DOCKWRIGHT_*` variables that name no setting, such as a misspelled one."""
+    environ = os.environ if environ is None else environ
+    known = {f"{ENV_PREFIX}{f.name.upper()}" for f in fields(Settings)} | _OTHER_VARIABLES
+    return sorted(name for name in environ if name.startswith(ENV_PREFIX) and name not in known)
+
+
 def load_settings(
     config_file: str | os.PathLike[str] | None = None,
     *,

@@ -432,6 +432,22 @@ class Database:
         with self._write() as conn:
             self._insert_logs(conn, logs)
 
+    def note_pending(self, *, host: str, message: str) -> int:
+        """Set `message` on the pending rows of `host` that show another one; return how many."""
+        wanted = operations.c.message.is_(None) | (operations.c.message != message)
+        query = sa.select(operations.c.id).where(
+            operations.c.status == "pending", operations.c.host == host, wanted
+        )
+        with self._read() as conn:
+            if conn.execute(query.limit(1)).first() is None:
+                return 0
+        with self._write() as conn:
+            return conn.execute(
+                operations.update()
+                .where(operations.c.status == "pending", operations.c.host == host, wanted)
+                .values(message=message, updated_at=utcnow())
+            ).rowcount
+
     def cancel_flags(self, op_ids: Sequence[int]) -> set[int]:
         """Return which of the given rows have `cancel_requested` set."""
         if not op_ids:

@@ -58,6 +58,9 @@ class Store:
     async def add_logs(self, logs: Sequence[NewLog]) -> None:
         await self._run(self.database.add_logs, list(logs))
 
+    async def note_pending(self, *, host: str, message: str) -> int:
+        return await self._run(self.database.note_pending, host=host, message=message)
+
     async def cancel_flags(self, op_ids: Sequence[int]) -> set[int]:
         return await self._run(self.database.cancel_flags, list(op_ids))
 

@@ -101,7 +101,16 @@ async def run(ctx: OperationContext) -> dict[str, Any]:
         )
 
     await ctx.begin_step("start", f"Starting container {plan.name}", progress=92)
-    await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
+    try:
+        await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
+    except PermanentError as exc:
+        # A container the engine created but cannot start (a missing device, say) would block
+        # the corrected resubmission as "exists with a different configuration".
+        ctx.log("WARNING", f"Removing container {plan.name}, which the engine created but could not start")
+        await ctx.docker.call(
+            "remove_container", container_id, force=True, cli=render_command("docker", "rm", "--force", plan.name)
+        )
+        raise PermanentError(f"start of container {plan.name} failed, so it was removed again: {exc}") from exc
 
     await ctx.begin_step("verify", f"Checking that {plan.name} runs", progress=97)
     state = await _running_state(ctx, plan)

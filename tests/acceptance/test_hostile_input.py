@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
+import docker
 import pytest
 
 from tests.support.daemon import Daemon, run_cli
@@ -277,3 +278,27 @@ def test_row_reset_to_pending_does_not_block_shutdown(
     assert returncode == 0
     assert daemon.table.row(op_id)["status"] == "pending"
 
+
+
+def test_unstartable_container_is_removed(
+    daemon: Daemon, registry: Registry, docker_client: docker.DockerClient, unique_prefix: str
+) -> None:
+    """A container the engine creates but cannot start is removed, so a fixed resubmission works."""
+    name = f"{unique_prefix}-nodevice"
+    bad = daemon.table.insert(
+        type="start", container=name, image=registry.web_image, spec={"devices": ["/dev/dockwright-missing-device"]}
+    )
+    bad_row = daemon.table.wait(bad)
+    assert bad_row["status"] == "failed"
+    assert "/dev/dockwright-missing-device" in bad_row["error"]
+    assert docker_client.api.containers(all=True, filters={"name": name}) == []
+
+    fixed = daemon.table.insert(type="start", container=name, image=registry.web_image)
+    assert daemon.table.wait(fixed)["status"] == "completed"
+
+
+def test_misspelled_setting_is_reported(make_daemon: Callable[..., Daemon], docker_client: docker.DockerClient) -> None:
+    daemon = make_daemon(dockwright_concurency="8").start()
+
+    event = daemon.wait_for_event("config.unknown_variable")
+    assert "DOCKWRIGHT_CONCURENCY" in event["message"]

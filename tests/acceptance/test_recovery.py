@@ -102,7 +102,9 @@ def test_rows_wait_for_unreachable_engine(
         ids = [daemon.table.insert(type="start", container=name, image=registry.web_image) for name in names]
         time.sleep(4)
         for op_id in ids:
-            assert daemon.table.row(op_id)["status"] == "pending"
+            waiting = daemon.table.row(op_id)
+            assert waiting["status"] == "pending"
+            assert waiting["message"].startswith("waiting for the Docker engine")
         assert daemon.process.poll() is None
         daemon.wait_for_event("engine.unreachable")
 
