@@ -14,11 +14,14 @@ from typing import Any
 
 import structlog
 
-from controller.specs.redact import redact
+from controller.specs.redact import is_secret_name, redact
 
 
 def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
-    return redact(event_dict)
+    # Most events hold only strings and numbers under plain keys; copying those is skipped.
+    if any(isinstance(value, (dict, list, tuple)) or is_secret_name(key) for key, value in event_dict.items()):
+        return redact(event_dict)
+    return event_dict
 
 
 def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:

@@ -31,6 +31,11 @@ current_operation: contextvars.ContextVar["OperationContext | None"] = contextva
 _STRUCTLOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
 
 
+# Seconds that progress, messages and log rows may wait in memory before they are written,
+# so a quick operation costs one write at its end instead of one per step.
+REPORT_INTERVAL = 0.25
+
+
 class LostClaim(Exception):
     """Another controller took the row over, or it was finished elsewhere."""
 
@@ -65,6 +70,9 @@ class OperationContext:
         if row.cancel_requested:
             services.cancelled.add(row.id)
         self.logger = get_logger(operation_id=row.id, type=row.type, container=row.container)
+        self._pending_values: dict[str, Any] = {}
+        # The claim itself was the last write.
+        self._last_write = time.monotonic()
         self._pending_logs: list[NewLog] = []
 
     @property
@@ -111,29 +119,42 @@ class OperationContext:
         await self.report(progress=progress, message=message)
 
     async def report(self, *, progress: int | None = None, message: str | None = None) -> None:
-        """Write progress and message, and flush buffered log rows; progress never goes down."""
-        values: dict[str, Any] = {}
+        """Set progress and message; progress never goes down.
+
+        They are written with the buffered log rows once `REPORT_INTERVAL` has passed since
+        the last write; the reactor flushes what is still due in between.
+        """
         if progress is not None:
             progress = max(self.progress_value, min(100, int(progress)))
             if progress != self.progress_value:
                 self.progress_value = progress
-                values["progress"] = progress
+                self._pending_values["progress"] = progress
         if message is not None:
-            values["message"] = message
-        await self._write(**values)
+            self._pending_values["message"] = message
+        if time.monotonic() - self._last_write >= REPORT_INTERVAL:
+            await self.flush()
 
     async def save_journal(self, **entries: Any) -> None:
         """Record finished steps in `result.journal`, durably, before going on."""
         self.journal.update(entries)
-        await self._write(result=self.result)
+        self._pending_values["result"] = self.result
+        await self.flush()
+
+    def flush_due(self) -> bool:
+        """Tell whether something waits to be written and its interval has passed."""
+        waiting = bool(self._pending_values or self._pending_logs)
+        return waiting and time.monotonic() - self._last_write >= REPORT_INTERVAL
 
     async def flush(self) -> None:
-        await self._write()
+        """Write pending progress, message, result and log rows now."""
+        values, self._pending_values = self._pending_values, {}
+        await self._write(**values)
 
     async def _write(self, **values: Any) -> None:
         logs = self.take_logs()
         if not values and not logs:
             return
+        self._last_write = time.monotonic()
         if not await self.store.update(self.row.id, self.attempt, logs=logs, **values):
             raise LostClaim(f"operation {self.row.id}: claim {self.attempt} is no longer held")
 

@@ -30,7 +30,7 @@ from controller.clients.store import SqliteChangeWatcher, Store, sqlite_path
 from controller.config import Settings
 from controller.errors import TransientError
 from controller.logs import get_logger
-from controller.operations.context import Services, current_operation
+from controller.operations.context import REPORT_INTERVAL, LostClaim, OperationContext, Services, current_operation
 from controller.reactor.executor import execute
 from controller.reactor.lock import InstanceLock
 from controller.specs.row import MAX_ATTEMPTS_LIMIT
@@ -48,6 +48,7 @@ class Running:
 
     row: OperationRow
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    ctx: OperationContext | None = None
 
 
 def _route_docker_call(**kwargs: Any) -> None:
@@ -230,7 +231,9 @@ class Controller:
         row = running.row
         try:
             with running.scope:
-                await execute(row, self.services, on_engine_down=self._engine_lost)
+                await execute(
+                    row, self.services, on_engine_down=self._engine_lost, on_context=lambda ctx: setattr(running, "ctx", ctx)
+                )
         except Exception as exc:  # noqa: BLE001 - never let one operation stop the controller
             self.log.error("operation.crashed", operation_id=row.id, message=f"unhandled error: {exc!r}")
         finally:
@@ -283,15 +286,32 @@ class Controller:
         except Exception as exc:  # noqa: BLE001 - the poll interval still covers us
             self.log.warning("controller.watch_failed", message=f"change watch failed: {exc}; polling only")
 
+    async def _flush_reports(self) -> None:
+        """Write the progress and log rows that operations left waiting in memory."""
+        for op_id, running in list(self.running.items()):
+            if running.ctx is None or not running.ctx.flush_due():
+                continue
+            try:
+                await running.ctx.flush()
+            except LostClaim:
+                self.log.warning("operation.lost", operation_id=op_id, message="claim lost; stopping the operation")
+                running.scope.cancel()
+
     async def _heartbeats(self) -> None:
         interval = max(1.0, min(30.0, self.settings.stale_after / 5))
         since_heartbeat = 0.0
+        since_cancel_check = 0.0
         while True:
-            await anyio.sleep(CANCEL_CHECK_INTERVAL)
-            since_heartbeat += CANCEL_CHECK_INTERVAL
+            await anyio.sleep(REPORT_INTERVAL)
+            since_heartbeat += REPORT_INTERVAL
+            since_cancel_check += REPORT_INTERVAL
             if not self.running:
                 continue
             try:
+                await self._flush_reports()
+                if since_cancel_check < CANCEL_CHECK_INTERVAL:
+                    continue
+                since_cancel_check = 0.0
                 if since_heartbeat >= interval:
                     since_heartbeat = 0.0
                     claims = [(op_id, r.row.attempts) for op_id, r in self.running.items()]

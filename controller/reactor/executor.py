@@ -50,7 +50,9 @@ class Outcome:
     LOST = "lost"
 
 
-async def execute(row: OperationRow, services: Services, *, on_engine_down: Any = None) -> str:
+async def execute(
+    row: OperationRow, services: Services, *, on_engine_down: Any = None, on_context: Any = None
+) -> str:
     """Run `row` (already claimed) to an outcome and write it; return the outcome."""
     store = services.store
     try:
@@ -67,6 +69,8 @@ async def execute(row: OperationRow, services: Services, *, on_engine_down: Any 
         return Outcome.FAILED
 
     ctx = OperationContext(row, request, services)
+    if on_context is not None:
+        on_context(ctx)
     token = current_operation.set(ctx)
     try:
         return await _run_with_retries(ctx, on_engine_down=on_engine_down)

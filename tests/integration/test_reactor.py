@@ -645,3 +645,27 @@ async def test_engine_outage_uses_no_try(table: Table, database_path: Path, dock
     assert completed["status"] == "completed"
     assert result["engine_waits"] == 1
     assert result["tries"] == 1
+
+
+async def test_waiting_step_is_shown(
+    table: Table, database_path: Path, docker: FakeDocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's message and log rows reach the table while the step waits, not only at the end."""
+    docker.add_image(IMAGE)
+    original_call = docker.call
+
+    async def slow_start(method: str, *args: Any, **kwargs: Any) -> Any:
+        if method == "start":
+            await anyio.sleep(2.0)
+        return await original_call(method, *args, **kwargs)
+
+    monkeypatch.setattr(docker, "call", slow_start)
+    async with serving(database_path, docker):
+        op_id = await table.insert(**start_row("web"))
+        row = await table.wait_until(op_id, lambda row: row["message"] == "Starting container web", timeout=1.5)
+        messages = [log["message"] for log in await table.logs(op_id)]
+        finished = await table.wait(op_id)
+
+    assert row["status"] == "in_progress"
+    assert "Starting container web" in messages
+    assert finished["status"] == "completed"
