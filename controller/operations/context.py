@@ -1,8 +1,9 @@
 """The context of a running operation: its row, its journal, and how it reports progress.
 
 Every log line of an operation becomes a row in `docker_operation_logs` and a structlog
-event with the same ids. Rows are buffered and written together with the next progress
-update or checkpoint, in one transaction, so a chatty step costs one commit, not one per line.
+event with the same ids. The structlog event goes out at once; the row waits in memory with
+the latest progress and message for at most `REPORT_INTERVAL`, and all of them are written in
+one transaction, so a chatty step costs one commit, not one per line.
 Every write is fenced by the claim's attempt; when the claim was lost, `LostClaim` stops the
 operation.
 """

@@ -196,7 +196,7 @@ class Controller:
         try:
             await self.store.cancel_pending(host=self.settings.host)
             if self.engine_down:
-                # Rows waiting for the engine say why, for a UI that shows only the table.
+                # Rows waiting for the engine show why in `message`, for a UI that reads only the table.
                 await self.store.note_pending(host=self.settings.host, message=f"waiting for the Docker engine: {self.engine_down}")
                 return 0
             free = self.settings.concurrency - len(self.running)
