@@ -51,6 +51,22 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def warm_up() -> None:
+    """Pay one-time costs off the event loop, as the daemon does before its loop starts.
+
+    The daemon configures logging before `anyio.run`; the first JSON log line and the first
+    Compose plan then build caches (regular expressions, the renderer) that take up to about
+    150 ms of CPU on a loaded machine, which the blocking-call guard would report.
+    """
+    from controller.logs import configure_logging, get_logger
+    from controller.specs.compose import plan_service
+
+    configure_logging(log_format="json", level="DEBUG")
+    get_logger().debug("tests.warm_up", message="warming up the log renderer")
+    plan_service({"ports": ["127.0.0.1:1:1"], "environment": {"A": "b"}}, name="warm-up", image=IMAGE)
+
+
 @dataclass
 class _ThreadClock:
     """Wall time, CPU time and context switches of the calling thread."""
