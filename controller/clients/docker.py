@@ -17,7 +17,7 @@ import shlex
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import anyio
 import anyio.to_thread

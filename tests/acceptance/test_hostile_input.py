@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable
 
 import docker
-import pytest
 
 from tests.support.daemon import Daemon, run_cli
 from tests.support.engine import Registry

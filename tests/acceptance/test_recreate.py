@@ -8,9 +8,7 @@ The helpers here are shared by the other recreate acceptance modules.
 from __future__ import annotations
 
 import json
-import socket
 import time
-import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +20,7 @@ from tests.support.daemon import Daemon, run_cli
 from tests.support.engine import Registry
 from tests.support.images import build_image
 from tests.support.registry_writer import DOCKER_MANIFEST, RegistryWriter
+from tests.support.network import free_port, http_get
 
 WEB_IMAGE = Registry().web_image
 SECOND = 1_000_000_000
@@ -75,25 +74,6 @@ def build_apps(client: docker.DockerClient, prefix: str, *, new_dockerfile: str 
     dockerfile = (new_dockerfile or APP2).format(web=WEB_IMAGE, prefix=prefix)
     build_image(client, new, dockerfile, {"entrypoint.sh": SERVE, "index.html": f"two {prefix}\n"}, push=True)
     return Apps(old=old, new=new)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port: int, timeout: float = 20.0) -> str:
-    """Fetch http://127.0.0.1:PORT/, retrying while the server comes up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
 
 
 def run_container(api: docker.APIClient, name: str, body: dict[str, Any], *, start: bool = True) -> str:

@@ -4,10 +4,8 @@ subprocess, the real engine and the local registry."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import time
-import urllib.request
 from pathlib import Path
 
 import docker
@@ -16,25 +14,7 @@ import pytest
 from tests.acceptance.conftest import SlowImage
 from tests.support.daemon import Daemon, run_cli
 from tests.support.engine import Registry
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(port: int, timeout: float = 20.0) -> str:
-    """Fetch http://127.0.0.1:PORT/, retrying while the server comes up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
-                return response.read().decode()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+from tests.support.network import free_port, http_get
 
 
 def sample_progress(daemon: Daemon, op_id: int, timeout: float = 60.0) -> list[int]:

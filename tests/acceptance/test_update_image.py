@@ -12,18 +12,17 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import docker
 import pytest
 
 from tests.support.daemon import Daemon, run_cli
 from tests.support.engine import Registry
 from tests.support.images import build_image
 from tests.support.registry_writer import PushedImage, RegistryWriter
+from tests.support.network import free_port
 
 BASE = "dockwright-test/busybox:1"  # the shared image in both registries, as a writer base
 RECREATE_EXISTS = importlib.util.find_spec("controller.operations.recreate") is not None
@@ -88,12 +87,6 @@ def two_platform_index(writer: RegistryWriter, repository: str, *, amd_marker: s
     arm = writer.push_image(repository, architecture="arm64", variant="v8", marker=arm_marker, oci=True)
     writer.push_index(repository, tag="1", images=[amd, arm], oci=True, attestation=True)
     return amd, arm
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ---------------------------------------------------------------------------------------------

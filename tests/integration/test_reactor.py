@@ -33,7 +33,6 @@ import sqlalchemy as sa
 import controller.operations.start  # noqa: F401
 from controller.clients import migrate
 from controller.clients.database import Database
-from controller.clients.docker import EngineUnavailable
 from controller.config import Settings
 from controller.errors import PermanentError, TransientError
 from controller.reactor import executor
