@@ -612,13 +612,16 @@ def bench_update(options: RunOptions) -> list[Figure]:
     other_requests = sum(number for kind, number in requests.items() if kind != "manifest")
     method = (
         f"{count} tags of one image in localhost:5001, all pulled; one update_image per tag through "
-        f"`execute`, one at a time; {result['pulls']} docker-py pulls of the same tags; "
-        f"registry requests {requests}"
+        f"`execute` (the whole operation, its database writes included), one at a time; "
+        f"{result['pulls']} pulls of the same tags each way; registry requests {requests}"
     )
+    cli_ratio = result["cli_ratio"]
     return [
         Figure("time per check", result["check_mean_ms"], "ms", "-", None, method),
-        Figure("up-to-date docker pull", result["pull_mean_ms"], "ms", "-", None, method),
-        Figure("check / pull", result["ratio"], "", f"<= {TARGET_RATIO}", result["ratio"] <= TARGET_RATIO, method),
+        Figure("up-to-date `docker pull -q` (CLI)", result["cli_pull_mean_ms"], "ms", "-", None, method),
+        Figure("check / `docker pull`", cli_ratio, "", f"<= {TARGET_RATIO}", cli_ratio <= TARGET_RATIO, method),
+        Figure("up-to-date pull through docker-py, no CLI start", result["pull_mean_ms"], "ms", "-", None, method),
+        Figure("check / docker-py pull", result["ratio"], "", "-", None, method),
         Figure("non-manifest registry requests", other_requests, "", "0", other_requests == 0, method),
     ]
 
