@@ -1,0 +1,105 @@
+"""Failing acceptance tests for faults found by using `recreate` as a user would.
+
+Each test shows one fault against the real engine and the open registry, and is marked
+`xfail(strict=True)` until the fault is fixed, so that the fix turns it into a passing test.
+"""
+
+from __future__ import annotations
+
+import docker
+import pytest
+
+from tests.acceptance.test_recreate import FAST_GATE, SECOND, recreate, run_container
+from tests.support.daemon import Daemon
+from tests.support.images import build_image
+
+# PID 1 of every image here ends at once on SIGTERM, so a stop takes no stop timeout.
+IDLE = ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+IDLE_CMD = 'CMD ["sh", "-c", "trap \'exit 0\' TERM; while true; do sleep 0.2; done"]\n'
+
+
+def _build(client: docker.DockerClient, prefix: str, tag: str, lines: str) -> str:
+    """Build the base image plus `lines` as `localhost:5001/PREFIX/TAG`, push it and return the id."""
+    # The prefix label keeps the build off other tests' build cache.
+    return build_image(client, f"localhost:5001/{prefix}/{tag}", f"LABEL dockwright.test.prefix={prefix}\n{lines}", push=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 1: the rollback of an AutoRemove container pins Config.Image to the old image "
+    "id once the tag has moved, so later recreates never pull the tag again",
+)
+def test_autoremove_rollback_keeps_reference(
+    daemon: Daemon, docker_client: docker.DockerClient, unique_prefix: str
+) -> None:
+    """After a rolled-back recreate of a `--rm` container, the container still names its tag."""
+    api = docker_client.api
+    reference = f"localhost:5001/{unique_prefix}/app:1"
+    _build(docker_client, unique_prefix, "app:1", f"ENV VERSION=one\n{IDLE_CMD}")
+    name = f"{unique_prefix}-rm"
+    run_container(api, name, {"Image": reference, "HostConfig": {"AutoRemove": True}})
+
+    # The tag moves to an image whose container exits at once, so the recreate rolls back.
+    _build(docker_client, unique_prefix, "app:1", 'ENV VERSION=broken\nCMD ["sh", "-c", "exit 3"]\n')
+    row = recreate(daemon, name)
+    assert row["status"] == "failed"
+    assert "rolled back" in row["error"]
+    assert api.inspect_container(name)["State"]["Running"] is True
+    assert api.inspect_container(name)["Config"]["Image"] == reference
+
+    # The tag moves again to a good image: a plain recreate must now run it.
+    fixed_id = _build(docker_client, unique_prefix, "app:1", f"ENV VERSION=fixed\n{IDLE_CMD}")
+    row = recreate(daemon, name)
+    assert row["status"] == "completed"
+    assert api.inspect_container(name)["Image"] == fixed_id
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 2: a healthcheck override of only some fields keeps the old image's test "
+    "command, so an image with a new healthcheck command is always rolled back",
+)
+def test_partial_healthcheck_follows_new_test(
+    daemon: Daemon, docker_client: docker.DockerClient, unique_prefix: str
+) -> None:
+    """A container that set only a start period (`--health-start-period`) gets the new image's check command."""
+    api = docker_client.api
+    old = f"localhost:5001/{unique_prefix}/hc:1"
+    new = f"localhost:5001/{unique_prefix}/hc:2"
+    _build(docker_client, unique_prefix, "hc:1", f"RUN touch /app1-ok\nHEALTHCHECK --interval=1s --retries=2 CMD test -e /app1-ok\n{IDLE_CMD}")
+    _build(docker_client, unique_prefix, "hc:2", f"RUN touch /app2-ok\nHEALTHCHECK --interval=1s --retries=2 CMD test -e /app2-ok\n{IDLE_CMD}")
+    name = f"{unique_prefix}-hc"
+    # What `docker run --health-start-period 3s` sends: no Test, so the engine takes the image's.
+    run_container(api, name, {"Image": old, "Healthcheck": {"StartPeriod": 3 * SECOND}})
+
+    row = recreate(daemon, name, image=new)
+    assert row["status"] == "completed", row["error"]
+
+    healthcheck = api.inspect_container(name)["Config"]["Healthcheck"]
+    assert healthcheck["Test"] == ["CMD-SHELL", "test -e /app2-ok"]
+    assert healthcheck["StartPeriod"] == 3 * SECOND
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="finding 3: rows naming one container by name and by id run at the same time, and one "
+    "fails with 'rollback failed', telling the user to restore it by hand, while the container runs",
+)
+def test_recreate_by_name_and_id_serialized(
+    daemon: Daemon, docker_client: docker.DockerClient, unique_prefix: str
+) -> None:
+    """Two recreates of one container, one naming it by name and one by short id, both complete."""
+    api = docker_client.api
+    reference = f"localhost:5001/{unique_prefix}/app:1"
+    _build(docker_client, unique_prefix, "app:1", IDLE_CMD)
+    name = f"{unique_prefix}-twice"
+    container_id = run_container(api, name, {"Image": reference, "Cmd": IDLE})
+
+    by_name = daemon.table.insert(type="recreate", container=name, options=FAST_GATE)
+    by_id = daemon.table.insert(type="recreate", container=container_id[:12], options=FAST_GATE)
+    first = daemon.table.wait(by_name, timeout=90)
+    second = daemon.table.wait(by_id, timeout=90)
+
+    assert first["status"] == "completed", first["error"]
+    assert second["status"] == "completed", second["error"]
+    assert api.inspect_container(name)["State"]["Running"] is True
