@@ -30,7 +30,7 @@ import anyio
 
 from controller import failpoints
 from controller.clients.docker import EngineUnavailable
-from controller.errors import CancelledByRequest, PermanentError, TransientError
+from controller.errors import CancelledByRequest, PermanentError, SpecError, TransientError
 from controller.operations.context import LostClaim, OperationContext
 from controller.operations.pulling import ensure_image
 from controller.operations.recreate_dependents import find_dependents, insert_dependent_rows
@@ -39,6 +39,7 @@ from controller.operations.recreate_state import RecreateState, connect_networks
 from controller.operations.recreate_switch import health_gate, recover_switch_flags, switch_over
 from controller.specs.carryover import describe_changes, plan_recreate
 from controller.specs.cli_render import render_command, render_create
+from controller.specs.plan import LABEL_IMAGE_REFERENCE
 from controller.specs.reference import parse_reference
 
 # An image id, full (`sha256:...`) or short (hex only), as Config.Image contains it for a
@@ -97,6 +98,13 @@ async def _prepare(state: RecreateState) -> None:
     if container is None:
         raise PermanentError(f"container {ctx.request.container} not found; check the container column")
     name = str(container["Name"]).lstrip("/")
+    if name != ctx.request.container:
+        # An id changes with every recreate, and rows naming one container by id and by name
+        # would not be ordered against each other.
+        raise SpecError(
+            "container",
+            f"{ctx.request.container!r} is the id of container {name}; name the container instead",
+        )
     old_image = await ctx.docker.inspect_image(container["Image"])
     dependents = await find_dependents(ctx, container)
     await state.record(
@@ -123,6 +131,9 @@ async def _prepare(state: RecreateState) -> None:
         image_ref=image_ref,
         network_container=ctx.options.get("network_container"),
     )
+    if not _IMAGE_ID.fullmatch(image_ref):
+        # The new container names its reference again, so the label that stood in for it goes.
+        (plan.body.get("Labels") or {}).pop(LABEL_IMAGE_REFERENCE, None)
     for note in describe_changes(container, old_image, new_image):
         ctx.log("INFO", _loggable(note), event="recreate.carryover")
 
@@ -143,7 +154,12 @@ async def _prepare(state: RecreateState) -> None:
 async def _pull(state: RecreateState, container: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Make the new image present and verified; return its reference and inspect output."""
     ctx = state.ctx
-    text = ctx.request.image or str((container.get("Config") or {}).get("Image") or container["Image"])
+    config = container.get("Config") or {}
+    text = ctx.request.image or str(config.get("Image") or container["Image"])
+    labelled = (config.get("Labels") or {}).get(LABEL_IMAGE_REFERENCE)
+    if not ctx.request.image and labelled and _IMAGE_ID.fullmatch(text):
+        ctx.log("INFO", f"Container {state.name} runs image {text[:19]} by id; following its reference {labelled}")
+        text = labelled
 
     if _IMAGE_ID.fullmatch(text):
         await ctx.begin_step("pull", f"Using image {text[:19]}, named by id, so nothing to pull", progress=5)

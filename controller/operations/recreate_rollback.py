@@ -20,6 +20,7 @@ from controller.operations.recreate_state import RecreateState, connect_networks
 from controller.operations.recreate_switch import wait_removed
 from controller.specs.carryover import plan_recreate
 from controller.specs.cli_render import render_command, render_create
+from controller.specs.plan import LABEL_IMAGE_REFERENCE
 
 
 async def roll_back(state: RecreateState, reason: str) -> None:
@@ -111,6 +112,11 @@ async def _create_original(state: RecreateState) -> str:
         reference = image_id
 
     plan = plan_recreate(snapshot, image, image, name=state.name, image_ref=reference)
+    original_reference = (snapshot.get("Config") or {}).get("Image")
+    if reference == image_id and original_reference and original_reference != image_id:
+        # Pinned by id, the container would never follow its tag again; the label keeps the
+        # reference for the next recreate.
+        plan.body.setdefault("Labels", {})[LABEL_IMAGE_REFERENCE] = original_reference
     ctx.log("WARNING", f"The original container {state.name} no longer exists; creating it again from the snapshot")
     created = await ctx.docker.call("create_container_from_config", plan.body, name=state.name, cli=render_create(plan))
     await connect_networks(ctx, created["Id"], state.name, plan.connect)

@@ -250,20 +250,32 @@ def _carry_healthcheck(
     config: Mapping[str, Any],
     baseline: Mapping[str, Any],
 ) -> None:
-    """Keep a user-set healthcheck exactly, a disabled one (`Test: ["NONE"]`) included."""
+    """Keep the healthcheck fields the user set; a disabled one (`Test: ["NONE"]`) stays whole.
+
+    The engine fills each field a container leaves empty from its image, so a container that
+    only set `--health-start-period` shows the old image's test command too. Only the fields
+    that differ from the old image's are kept; the others follow the new image.
+    """
     healthcheck = config.get("Healthcheck")
     if not healthcheck:
         return
 
-    if _healthcheck_key(healthcheck) == _healthcheck_key(baseline.get("Healthcheck")):
+    if _as_list(healthcheck.get("Test")) == ["NONE"]:
+        body["Healthcheck"] = dict(healthcheck)
+        notes.append("healthcheck: stays disabled")
+        return
+
+    image_healthcheck = _healthcheck_key(baseline.get("Healthcheck"))
+    own = {key: value for key, value in _healthcheck_key(healthcheck).items() if image_healthcheck.get(key) != value}
+    if not own:
         notes.append("healthcheck: follows the new image")
         return
 
-    body["Healthcheck"] = dict(healthcheck)
-    if _as_list(healthcheck.get("Test")) == ["NONE"]:
-        notes.append("healthcheck: stays disabled")
-    else:
+    body["Healthcheck"] = own
+    if set(own) >= {"Test"}:
         notes.append("healthcheck: keeps the container's own")
+    else:
+        notes.append(f"healthcheck: keeps the container's {', '.join(sorted(own))}; the rest follows the new image")
 
 
 def _carry_image_default_fields(

