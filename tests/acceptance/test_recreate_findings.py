@@ -118,7 +118,15 @@ def test_update_recreate_namespace_pair(
     vpn = f"{unique_prefix}-vpn"
     app = f"{unique_prefix}-app"
     vpn_id = run_container(api, vpn, {"Image": reference})
-    run_container(api, app, {"Image": reference, "HostConfig": {"NetworkMode": f"container:{vpn_id}"}})
+    # The app ignores SIGTERM, so its stop takes its 3 s stop timeout, and the vpn's recreate
+    # stops the old vpn while the app's recreate still waits for that stop. Without the wait the
+    # race is lost or won by chance.
+    run_container(api, app, {
+        "Image": reference,
+        "Cmd": ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"],
+        "StopTimeout": 3,
+        "HostConfig": {"NetworkMode": f"container:{vpn_id}"},
+    })
 
     # The tag moves in the registry only; the local tag still names the old image.
     old_id = docker_client.images.get(reference).id
