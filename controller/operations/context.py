@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from controller.clients.database import NewLog, OperationRow
 from controller.clients.docker import DockerClient, DockerNotFound, EngineUnavailable
 from controller.clients.store import Store
@@ -51,6 +53,8 @@ class Services:
     registry: Any = None  # the registry client, once configured
     # Ids of running operations whose cancellation was requested; the reactor fills it.
     cancelled: set[int] = field(default_factory=set)
+    # Held by a running recreate; see `controller.operations.recreate.run`.
+    recreate_lock: anyio.Lock = field(default_factory=anyio.Lock)
 
 
 class OperationContext:

@@ -48,6 +48,19 @@ _IMAGE_ID = re.compile(r"(sha256:)?[0-9a-f]{12,64}")
 
 
 async def run(ctx: OperationContext) -> dict[str, Any]:
+    # Recreates run one at a time in a controller. Rows are ordered per container name only,
+    # and a container and the ones in its network namespace (`container:NAME`) have different
+    # names, yet recreating both at once stops one under the other.
+    # TODO: order by namespace group instead, once rows carry the group, so unrelated
+    # containers can be recreated in parallel again.
+    lock = ctx.services.recreate_lock
+    if lock.locked():
+        await ctx.report(message="waiting for another recreate on this host to finish")
+    async with lock:
+        return await _run(ctx)
+
+
+async def _run(ctx: OperationContext) -> dict[str, Any]:
     state = RecreateState(ctx)
     journal = ctx.journal
 
@@ -98,7 +111,7 @@ async def _prepare(state: RecreateState) -> None:
     if container is None:
         raise PermanentError(f"container {ctx.request.container} not found; check the container column")
     name = str(container["Name"]).lstrip("/")
-    if name != ctx.request.container:
+    if name != str(ctx.request.container).lstrip("/"):
         # An id changes with every recreate, and rows naming one container by id and by name
         # would not be ordered against each other.
         raise SpecError(

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from controller.specs.plan import ContainerPlan, NetworkAttachment, NetworkRequest, VolumeRequest
-from controller.specs.redact import MASK, is_secret_name, redact_env_entry
+from controller.specs.redact import MASK, is_secret_name, redact_env_entry, scrub, secret_values
 from controller.specs.units import format_duration
 
 # Arguments of `render_command` whose following value is a credential.
@@ -68,7 +68,9 @@ def render_create(plan: ContainerPlan) -> str:
 
     argv.append(body.get("Image") or plan.image)
     argv += trailing
-    return shlex.join(argv)
+    # A secret value can also sit in the command (`--db-password=...`); mask it wherever it is.
+    secrets = [shlex.quote(value) for value in secret_values(body.get("Env"))] + secret_values(body.get("Env"))
+    return scrub(shlex.join(argv), secrets)
 
 
 def render_network_connect(network: str, container: str, attachment: NetworkAttachment) -> str:
