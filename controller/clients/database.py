@@ -337,17 +337,11 @@ class Database:
 
         Returns False, and writes nothing, when the claim was lost.
         """
-        with self._write() as conn:
-            if values:
-                values["updated_at"] = utcnow()
-                if "result" in values and not isinstance(values["result"], (str, type(None))):
-                    values["result"] = json.dumps(values["result"], default=str)
-                changed = self._execute_fenced(conn, op_id, attempt, values)
-                if not changed:
-                    conn.rollback()
-                    return False
-            self._insert_logs(conn, logs)
-        return True
+        if values:
+            values["updated_at"] = utcnow()
+            if "result" in values and not isinstance(values["result"], (str, type(None))):
+                values["result"] = json.dumps(values["result"], default=str)
+        return self._write_claimed(op_id, attempt, values, logs)
 
     def finish(
         self,
@@ -375,13 +369,7 @@ class Database:
             values["result"] = json.dumps(result, default=str)
         if progress is not None:
             values["progress"] = progress
-        with self._write() as conn:
-            changed = self._execute_fenced(conn, op_id, attempt, values)
-            if not changed:
-                conn.rollback()
-                return False
-            self._insert_logs(conn, logs)
-        return True
+        return self._write_claimed(op_id, attempt, values, logs)
 
     def release(
         self,
@@ -402,9 +390,15 @@ class Database:
         }
         if result is not None:
             values["result"] = json.dumps(result, default=str)
+        return self._write_claimed(op_id, attempt, values, logs)
+
+    def _write_claimed(self, op_id: int, attempt: int, values: dict[str, Any], logs: Sequence[NewLog]) -> bool:
+        """Apply `values` to a claimed row and insert `logs` in one transaction.
+
+        Returns False, and writes nothing, when the claim was lost.
+        """
         with self._write() as conn:
-            changed = self._execute_fenced(conn, op_id, attempt, values)
-            if not changed:
+            if values and not self._execute_fenced(conn, op_id, attempt, values):
                 conn.rollback()
                 return False
             self._insert_logs(conn, logs)
