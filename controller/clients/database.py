@@ -467,7 +467,7 @@ class Database:
         """Cancel every pending row of `host` whose cancellation was requested.
 
         A row whose journal records finished steps is left to the next claim instead, because
-        only its operation knows how to undo them (a half-done recreate, say).
+        only its operation can undo them (a half-done recreate, say).
         """
         wanted = sa.select(operations.c.id, operations.c.result).where(
             operations.c.status == "pending",
