@@ -607,7 +607,17 @@ def bench_update(options: RunOptions) -> list[Figure]:
     from bench_update import TARGET_RATIO, bench_update_checks
 
     count = 40 if options.quick else 200
-    result = bench_update_checks(count=count, pulls=20, workdir=options.workdir)
+    # The operations log JSON at INFO into a file, as the daemon does off a terminal.
+    log_path = options.workdir / "update-checks.log"
+    saved_stderr = sys.stderr
+    with log_path.open("w") as log_file:
+        sys.stderr = log_file
+        configure_logging(log_format="json", level="INFO")
+        sys.stderr = saved_stderr
+        try:
+            result = bench_update_checks(count=count, pulls=20, workdir=options.workdir)
+        finally:
+            configure_logging(log_format="json", level="ERROR")
     requests = result["requests"]
     other_requests = sum(number for kind, number in requests.items() if kind != "manifest")
     method = (
