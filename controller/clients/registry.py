@@ -732,7 +732,7 @@ class RegistryClient:
             await self._sleep(delay)
 
         raise TransientError(
-            f"registry {registry} {problem} for {description} after {attempt + 1} attempt(s); "
+            f"registry {registry} {problem} for {description} after {attempt + 1} requests; "
             "try again later",
             retry_after=retry_after,
         )

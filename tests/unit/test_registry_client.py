@@ -671,7 +671,7 @@ async def test_retries_exhausted_raise_transient(recorder):
 
     assert raised.value.retry_after == 2.0
     assert "returned HTTP 503" in str(raised.value)
-    assert "after 3 attempt(s)" in str(raised.value)
+    assert "after 3 requests" in str(raised.value)
     assert recorder.kinds("manifest") == [503, 503, 503]
     assert len(recorder.sleeps) == 2
 
@@ -709,7 +709,7 @@ async def test_connection_errors_exhausted(recorder):
             await client.get_manifest(parse_reference("localhost:5001/team/app:1"))
 
     assert "could not be reached" in str(raised.value)
-    assert "after 5 attempt(s)" in str(raised.value)
+    assert "after 5 requests" in str(raised.value)
     assert raised.value.retry_after is None
     assert len(recorder.sleeps) == 4
 
