@@ -274,7 +274,12 @@ class DockerClient:
             error = PullAborted("cancelled")
             raise
         except Exception as exc:  # noqa: BLE001 - classified and re-raised
-            error = _classify("pull", exc)
+            if isinstance(exc, docker.errors.APIError) and not isinstance(exc, docker.errors.NotFound):
+                # The engine refused the pull before streaming (a rejected login, say): word
+                # it like an error inside the stream, naming the reference and what to check.
+                error = _pull_error(repository, tag, _explain(exc))
+            else:
+                error = _classify("pull", exc)
             if error is exc:
                 raise
             raise error from exc
