@@ -22,7 +22,7 @@ ENV_PREFIX = "DOCKWRIGHT_"
 
 
 class ConfigError(Exception):
-    """The configuration file or an environment variable holds an invalid value."""
+    """The configuration file or an environment variable contains an invalid value."""
 
 
 def _default_instance_id() -> str:

@@ -4,7 +4,7 @@ A `PermanentError` fails the operation at once: retrying cannot help (an invalid
 image that does not exist, a rejected login, a name conflict). A `TransientError` is retried
 with backoff up to the operation's `max_attempts`; it may carry the delay the other side asked
 for (a registry's Retry-After). Any other exception that escapes a step is a bug or an
-unforeseen engine answer: the reactor fails the operation with the exception's text and logs
+unforeseen engine response: the reactor fails the operation with the exception's text and logs
 the traceback, and the controller keeps serving other rows.
 """
 

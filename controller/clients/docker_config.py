@@ -7,7 +7,7 @@ Hub's key is `https://index.docker.io/v1/`. An entry contains a base64 `auth` of
 refresh token).
 
 The registry client (`controller.clients.registry`) calls `load_credentials` when a registry
-asks for authentication.
+requests authentication.
 """
 
 from __future__ import annotations

@@ -269,7 +269,7 @@ def _string_map(value: Any, path: str) -> dict[str, str]:
 
 
 def _optional_address(value: Any, path: str, *, version: int) -> str | None:
-    """Check a static IPv4 or IPv6 address, so the engine never sees an invalid one."""
+    """Check a static IPv4 or IPv6 address, so the engine never receives an invalid one."""
     text = _optional_str(value, path)
     if text is None:
         return None
