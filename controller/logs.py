@@ -17,10 +17,26 @@ import structlog
 from controller.specs.redact import is_secret_name, redact
 
 
+# Whether each key seen in an event is a secret name. Events reuse a few dozen keys, so the
+# answer is remembered; the bound keeps a caller that invents keys from growing it forever.
+_SECRET_KEYS: dict[str, bool] = {}
+_SECRET_KEYS_BOUND = 4096
+
+
+def _is_secret_key(key: str) -> bool:
+    known = _SECRET_KEYS.get(key)
+    if known is None:
+        if len(_SECRET_KEYS) >= _SECRET_KEYS_BOUND:
+            _SECRET_KEYS.clear()
+        known = _SECRET_KEYS[key] = is_secret_name(key)
+    return known
+
+
 def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     # Most events hold only strings and numbers under plain keys; copying those is skipped.
-    if any(isinstance(value, (dict, list, tuple)) or is_secret_name(key) for key, value in event_dict.items()):
-        return redact(event_dict)
+    for key, value in event_dict.items():
+        if isinstance(value, (dict, list, tuple)) or _is_secret_key(key):
+            return redact(event_dict)
     return event_dict
 
 
@@ -34,7 +50,6 @@ def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:
     )
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -42,7 +57,7 @@ def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
 

@@ -49,6 +49,13 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 PRIORITY_CHECK = ("ck_docker_operations_priority_integer", "typeof(priority) = 'integer'")
 CANCEL_REQUESTED_CHECK = ("ck_docker_operations_cancel_requested_boolean", "cancel_requested IN (0, 1)")
 
+# Rows whose cancellation was requested, the few that the claim loop sweeps on every turn.
+# A partial index keeps that lookup from reading every pending row.
+CANCEL_INDEX = "ix_docker_operations_cancel_requested"
+# SQLite uses a partial index only for a query that repeats its condition, and the claim
+# loop's query says `cancel_requested = 1` there; PostgreSQL compares booleans itself.
+CANCEL_INDEX_WHERE = {"sqlite_where": sa.text("cancel_requested = 1"), "postgresql_where": sa.text("cancel_requested")}
+
 
 class Operation(SQLModel, table=True):
     """A requested Docker operation and its reported state (`docker_operations`)."""
@@ -58,6 +65,8 @@ class Operation(SQLModel, table=True):
         sa.Index("ix_docker_operations_claim", "status", "host", "priority", "created_at"),
         sa.Index("ix_docker_operations_container", "container", "status"),
         sa.Index("ix_docker_operations_parent_id", "parent_id"),
+        sa.Index(
+            CANCEL_INDEX, "host", "status", **CANCEL_INDEX_WHERE),
         sa.CheckConstraint(PRIORITY_CHECK[1], name=PRIORITY_CHECK[0]).ddl_if(dialect="sqlite"),
         sa.CheckConstraint(CANCEL_REQUESTED_CHECK[1], name=CANCEL_REQUESTED_CHECK[0]).ddl_if(dialect="sqlite"),
     )

@@ -3,6 +3,11 @@
 The event loop never waits on a database call. On SQLite one thread at a time writes (the
 file has a single writer anyway, and queueing here is cheaper than on the busy handler); on
 PostgreSQL several calls run at once.
+
+Writes of claimed rows (progress, log rows, finishes) are committed in groups: the first
+caller takes every write queued so far to a worker thread and commits them in one
+transaction, while the writes that arrive meanwhile wait for the next group. Each caller
+still learns whether its own claim held.
 """
 
 from __future__ import annotations
@@ -18,10 +23,22 @@ import anyio.from_thread
 import anyio.to_thread
 from sqlalchemy.exc import OperationalError
 
-from controller.clients.database import Database, LogRow, NewLog, OperationRow
+from controller.clients.database import ClaimedWrite, Database, LogRow, NewLog, OperationRow
 from controller.errors import TransientError
 
 T = TypeVar("T")
+
+
+class _Queued:
+    """A claimed write waiting for its group's commit."""
+
+    __slots__ = ("write", "done", "held", "error")
+
+    def __init__(self, write: ClaimedWrite) -> None:
+        self.write = write
+        self.done = anyio.Event()
+        self.held = False
+        self.error: BaseException | None = None
 
 
 class Store:
@@ -31,6 +48,8 @@ class Store:
         self.database = database
         capacity = 1 if database.dialect == "sqlite" else 8
         self._limiter = anyio.CapacityLimiter(capacity)
+        self._queued: list[_Queued] = []
+        self._committing = False
 
     async def _run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         call = functools.partial(function, *args, **kwargs)
@@ -47,13 +66,54 @@ class Store:
         return await self._run(self.database.heartbeat, list(claims))
 
     async def update(self, op_id: int, attempt: int, *, logs: Sequence[NewLog] = (), **values: Any) -> bool:
-        return await self._run(self.database.update, op_id, attempt, logs=list(logs), **values)
+        """Write progress, message or result of a claimed row with its log rows; False when the claim was lost."""
+        return await self._write_claimed(ClaimedWrite(op_id, attempt, Database.update_values(**values), tuple(logs)))
 
-    async def finish(self, op_id: int, attempt: int, **kwargs: Any) -> bool:
-        return await self._run(self.database.finish, op_id, attempt, **kwargs)
+    async def finish(self, op_id: int, attempt: int, *, logs: Sequence[NewLog] = (), **kwargs: Any) -> bool:
+        """Move a claimed row to a terminal status; False when the claim was lost."""
+        return await self._write_claimed(ClaimedWrite(op_id, attempt, Database.finish_values(**kwargs), tuple(logs)))
 
-    async def release(self, op_id: int, attempt: int, **kwargs: Any) -> bool:
-        return await self._run(self.database.release, op_id, attempt, **kwargs)
+    async def release(self, op_id: int, attempt: int, *, logs: Sequence[NewLog] = (), **kwargs: Any) -> bool:
+        """Give a claimed row back to `pending` with its journal; False when the claim was lost."""
+        return await self._write_claimed(ClaimedWrite(op_id, attempt, Database.release_values(**kwargs), tuple(logs)))
+
+    async def _write_claimed(self, write: ClaimedWrite) -> bool:
+        queued = _Queued(write)
+        self._queued.append(queued)
+        if not self._committing:
+            # Shielded: the writes of other operations ride on this group.
+            with anyio.CancelScope(shield=True):
+                await self._commit_queued()
+        await queued.done.wait()
+        if queued.error is not None:
+            raise queued.error
+        return queued.held
+
+    async def _commit_queued(self) -> None:
+        """Commit queued writes, a group at a time, until none is left."""
+        self._committing = True
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                await self._commit_group(group)
+        finally:
+            self._committing = False
+
+    async def _commit_group(self, group: list[_Queued]) -> None:
+        try:
+            held = await self._run(self.database.write_claimed, [queued.write for queued in group])
+        except Exception as exc:  # noqa: BLE001 - handed to the callers
+            if len(group) > 1:
+                # One bad write must not fail the others: commit each on its own.
+                for queued in group:
+                    await self._commit_group([queued])
+                return
+            group[0].error = exc
+            group[0].done.set()
+            return
+        for queued, ok in zip(group, held):
+            queued.held = ok
+            queued.done.set()
 
     async def add_logs(self, logs: Sequence[NewLog]) -> None:
         await self._run(self.database.add_logs, list(logs))
