@@ -12,42 +12,38 @@ import logging
 import sys
 from typing import Any
 
+import orjson
 import structlog
 
-from controller.specs.redact import is_secret_name, redact
-
-
-# Whether each key seen in an event is a secret name. Events reuse a few dozen keys, so the
-# answer is remembered; the bound keeps a caller that invents keys from growing it forever.
-_SECRET_KEYS: dict[str, bool] = {}
-_SECRET_KEYS_BOUND = 4096
-
-
-def _is_secret_key(key: str) -> bool:
-    known = _SECRET_KEYS.get(key)
-    if known is None:
-        if len(_SECRET_KEYS) >= _SECRET_KEYS_BOUND:
-            _SECRET_KEYS.clear()
-        known = _SECRET_KEYS[key] = is_secret_name(key)
-    return known
+from controller.specs.redact import needs_redaction, redact
 
 
 def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
     # Most events hold only strings and numbers under plain keys; copying those is skipped.
-    for key, value in event_dict.items():
-        if isinstance(value, (dict, list, tuple)) or _is_secret_key(key):
-            return redact(event_dict)
-    return event_dict
+    return redact(event_dict) if needs_redaction(event_dict) else event_dict
+
+
+def _dumps(event_dict: dict[str, Any], **_: Any) -> bytes:
+    # orjson writes a typical event in about a tenth of the time of the standard library.
+    return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
 def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:
     """Configure structlog for the process; safe to call more than once."""
     use_json = log_format == "json" or (log_format == "auto" and not sys.stderr.isatty())
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
-        if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    # JSON goes to the byte stream under stderr when there is one; a replaced stderr (a
+    # test's capture, say) gets text.
+    binary = getattr(sys.stderr, "buffer", None) if use_json else None
+    if binary is not None:
+        renderer: Any = structlog.processors.JSONRenderer(serializer=_dumps)
+        factory: Any = structlog.BytesLoggerFactory(file=binary)
+    else:
+        renderer = (
+            structlog.processors.JSONRenderer()
+            if use_json
+            else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        )
+        factory = structlog.WriteLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -57,7 +53,7 @@ def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.WriteLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
 

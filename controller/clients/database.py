@@ -30,6 +30,10 @@ from controller.clients.schema import TERMINAL_STATUSES, operation_logs, operati
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
+# In a dict of column values, "set this column to the database's current time". One shared
+# instance, because building a SQL function element costs more than the write it goes into.
+NOW = utcnow()
+
 
 @dataclass(frozen=True)
 class OperationRow:
@@ -360,7 +364,7 @@ class Database:
             return held
         with self._write() as conn:
             for op_id, attempt in claims:
-                changed = self._execute_fenced(conn, op_id, attempt, {"heartbeat_at": utcnow()})
+                changed = self._execute_fenced(conn, op_id, attempt, {"heartbeat_at": NOW})
                 if changed:
                     held[op_id] = False
             if held:
@@ -386,7 +390,7 @@ class Database:
     def update_values(**values: Any) -> dict[str, Any]:
         """Return the column values of a progress, message or result write of a claimed row."""
         if values:
-            values["updated_at"] = utcnow()
+            values["updated_at"] = NOW
             if "result" in values and not isinstance(values["result"], (str, type(None))):
                 values["result"] = json.dumps(values["result"], default=str)
         return values
@@ -406,8 +410,8 @@ class Database:
             "status": status,
             "message": message,
             "error": error,
-            "finished_at": utcnow(),
-            "updated_at": utcnow(),
+            "finished_at": NOW,
+            "updated_at": NOW,
             "heartbeat_at": None,
         }
         if result is not None:
@@ -424,7 +428,7 @@ class Database:
             "message": message,
             "claimed_by": None,
             "heartbeat_at": None,
-            "updated_at": utcnow(),
+            "updated_at": NOW,
         }
         if result is not None:
             values["result"] = json.dumps(result, default=str)
@@ -583,7 +587,7 @@ class Database:
         values: dict[str, Any] = {
             "claimed_by": None,
             "heartbeat_at": None,
-            "updated_at": utcnow(),
+            "updated_at": NOW,
             "message": message,
         }
         if fail:

@@ -17,7 +17,7 @@ import shlex
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import anyio
 import anyio.to_thread
@@ -193,6 +193,10 @@ class DockerClient:
     def _blocking(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(self._client(), method)(*args, **kwargs)
 
+    async def _run_blocking(self, work: Callable[[], Any]) -> Any:
+        """Run one blocking docker-py request in a worker thread."""
+        return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+
     async def call(self, method: str, *args: Any, cli: str | None = None, **kwargs: Any) -> Any:
         """Run `APIClient.<method>(*args, **kwargs)` in a worker thread.
 
@@ -201,8 +205,7 @@ class DockerClient:
         started = time.monotonic()
         error: BaseException | None = None
         try:
-            work = functools.partial(self._blocking, method, *args, **kwargs)
-            return await anyio.to_thread.run_sync(work, limiter=self._limiter)
+            return await self._run_blocking(functools.partial(self._blocking, method, *args, **kwargs))
         except Exception as exc:  # noqa: BLE001 - classified and re-raised
             error = _classify(method, exc)
             if error is exc:

@@ -32,13 +32,20 @@ T = TypeVar("T")
 class _Queued:
     """A claimed write waiting for its group's commit."""
 
-    __slots__ = ("write", "done", "held", "error")
+    __slots__ = ("write", "settled", "done", "held", "error")
 
     def __init__(self, write: ClaimedWrite) -> None:
         self.write = write
-        self.done = anyio.Event()
+        self.settled = False
+        # Made only for a caller that waits on another caller's group.
+        self.done: anyio.Event | None = None
         self.held = False
         self.error: BaseException | None = None
+
+    def settle(self) -> None:
+        self.settled = True
+        if self.done is not None:
+            self.done.set()
 
 
 class Store:
@@ -60,7 +67,17 @@ class Store:
             raise TransientError(f"database call {function.__name__} failed: {exc.orig}") from exc
 
     async def claim(self, *, host: str, instance_id: str, limit: int) -> list[OperationRow]:
-        return await self._run(self.database.claim, host=host, instance_id=instance_id, limit=limit)
+        """Cancel the pending rows whose cancellation was requested, then claim up to `limit` rows.
+
+        Both run in one trip to the worker thread, since the claim loop does both every turn.
+        """
+
+        def cancel_then_claim() -> list[OperationRow]:
+            self.database.cancel_pending(host=host)
+            return self.database.claim(host=host, instance_id=instance_id, limit=limit)
+
+        cancel_then_claim.__name__ = "claim"
+        return await self._run(cancel_then_claim)
 
     async def heartbeat(self, claims: Sequence[tuple[int, int]]) -> dict[int, bool]:
         return await self._run(self.database.heartbeat, list(claims))
@@ -84,7 +101,9 @@ class Store:
             # Shielded: the writes of other operations ride on this group.
             with anyio.CancelScope(shield=True):
                 await self._commit_queued()
-        await queued.done.wait()
+        if not queued.settled:
+            queued.done = anyio.Event()
+            await queued.done.wait()
         if queued.error is not None:
             raise queued.error
         return queued.held
@@ -109,11 +128,11 @@ class Store:
                     await self._commit_group([queued])
                 return
             group[0].error = exc
-            group[0].done.set()
+            group[0].settle()
             return
         for queued, ok in zip(group, held):
             queued.held = ok
-            queued.done.set()
+            queued.settle()
 
     async def add_logs(self, logs: Sequence[NewLog]) -> None:
         await self._run(self.database.add_logs, list(logs))

@@ -23,7 +23,7 @@ from controller.clients.store import Store
 from controller.config import Settings
 from controller.errors import CancelledByRequest
 from controller.logs import get_logger
-from controller.specs.redact import redact
+from controller.specs.redact import needs_redaction, redact
 from controller.specs.row import OperationRequest
 
 # The operation whose task is running; Docker call observers use it to attribute calls.
@@ -92,7 +92,8 @@ class OperationContext:
 
     def log(self, level: str, message: str, *, event: str = "operation.log", **details: Any) -> None:
         """Record a log line: buffered for the table, emitted at once as a structlog event."""
-        details = redact(details) if details else {}
+        if details and needs_redaction(details):
+            details = redact(details)
         self._pending_logs.append(NewLog(self.row.id, level, message, details or None))
         getattr(self.logger, _STRUCTLOG_LEVELS[level])(event, message=message, step=self.step, **details)
 
@@ -141,9 +142,14 @@ class OperationContext:
 
     async def save_journal(self, **entries: Any) -> None:
         """Record finished steps in `result.journal`, durably, before going on."""
+        self.note_journal(**entries)
+        await self.flush()
+
+    def note_journal(self, **entries: Any) -> None:
+        """Record finished steps in `result.journal` with the next write, for steps that a
+        resumed claim can also recognise on the engine, so losing the entry in a crash is safe."""
         self.journal.update(entries)
         self._pending_values["result"] = self.result
-        await self.flush()
 
     def flush_due(self) -> bool:
         """Tell whether something waits to be written and its interval has passed."""

@@ -62,7 +62,7 @@ async def run(ctx: OperationContext) -> dict[str, Any]:
     plan = build_plan(ctx)
     reference = parse_reference(plan.image)
     wanted_hash = (plan.body.get("Labels") or {}).get(LABEL_SPEC_HASH)
-    ctx.log("INFO", f"Planned container {plan.name} from image {reference.familiar()}", spec_hash=wanted_hash)
+    ctx.log("DEBUG", f"Planned container {plan.name} from image {reference.familiar()}", spec_hash=wanted_hash)
 
     await ctx.begin_step("inspect", f"Looking for an existing container {plan.name}", progress=3)
     existing = await ctx.docker.inspect_container(plan.name)
@@ -75,16 +75,19 @@ async def run(ctx: OperationContext) -> dict[str, Any]:
     await ctx.begin_step("pull", f"Ensuring image {reference.familiar()} (pull policy {policy})", progress=5)
     image = await ensure_image(ctx, reference, policy=policy, progress_from=5, progress_to=80)
 
-    await ctx.begin_step("prepare", "Creating missing networks and volumes", progress=82)
-    await _ensure_networks(ctx, plan)
-    await _ensure_volumes(ctx, plan)
+    if plan.networks or plan.volumes:
+        await ctx.begin_step("prepare", "Creating missing networks and volumes", progress=82)
+        await _ensure_networks(ctx, plan)
+        await _ensure_volumes(ctx, plan)
 
     await ctx.begin_step("create", f"Creating container {plan.name}", progress=86)
     created = await ctx.docker.call(
         "create_container_from_config", plan.body, name=plan.name, cli=render_create(plan)
     )
     container_id = created["Id"]
-    await ctx.save_journal(created_container_id=container_id)
+    # Not forced to disk: a claim resumed after a crash finds the container by its name and
+    # spec-hash label even without this entry, and starts it.
+    ctx.note_journal(created_container_id=container_id)
     for warning in created.get("Warnings") or []:
         ctx.log("WARNING", f"Engine warning on create: {warning}")
 
@@ -114,7 +117,6 @@ async def run(ctx: OperationContext) -> dict[str, Any]:
 
     await ctx.begin_step("verify", f"Checking that {plan.name} runs", progress=97)
     state = await _running_state(ctx, plan)
-    ctx.log("INFO", f"Container {plan.name} runs as {container_id[:12]}", event="container.started")
     return {
         "outcome": "created",
         "container_id": container_id,

@@ -194,14 +194,16 @@ class Controller:
 
     async def _claim_once(self, workers: TaskGroup) -> int:
         try:
-            await self.store.cancel_pending(host=self.settings.host)
+            free = self.settings.concurrency - len(self.running)
+            if self.engine_down or free <= 0:
+                await self.store.cancel_pending(host=self.settings.host)
             if self.engine_down:
                 # Rows waiting for the engine show why in `message`, for a UI that reads only the table.
                 await self.store.note_pending(host=self.settings.host, message=f"waiting for the Docker engine: {self.engine_down}")
                 return 0
-            free = self.settings.concurrency - len(self.running)
             if free <= 0:
                 return 0
+            # The claim cancels requested rows first, in the same trip to the database thread.
             rows = await self.store.claim(
                 host=self.settings.host, instance_id=self.settings.instance_id, limit=free
             )
@@ -223,7 +225,8 @@ class Controller:
                 earlier.scope.cancel()
             running = Running(row)
             self.running[row.id] = running
-            self._idle = anyio.Event()
+            if self._idle.is_set():
+                self._idle = anyio.Event()
             workers.start_soon(self._execute, running)
         return len(rows)
 

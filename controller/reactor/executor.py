@@ -153,7 +153,7 @@ def _summary(ctx: OperationContext, outcome: dict[str, Any]) -> str:
     return {
         "already_running": f"{name} already running",
         "started_existing": f"started the existing container {name}",
-        "created": f"{name} created and running",
+        "created": f"{name} created and running as {str(outcome.get('container_id'))[:12]}",
     }.get(str(kind), outcome.get("summary") or "completed")
 
 

@@ -27,6 +27,35 @@ def is_secret_name(name: str) -> bool:
     return any(marker in upper for marker in SECRET_MARKERS)
 
 
+# Whether `redact` may mask the value under a mapping key. Logs and rows reuse a few dozen
+# keys, so the answers are remembered; the bound keeps a caller that invents keys from
+# growing this forever.
+_MASKABLE_KEYS: dict[str, bool] = {}
+_MASKABLE_KEYS_BOUND = 4096
+
+
+def _maskable_key(key: str) -> bool:
+    known = _MASKABLE_KEYS.get(key)
+    if known is None:
+        if len(_MASKABLE_KEYS) >= _MASKABLE_KEYS_BOUND:
+            _MASKABLE_KEYS.clear()
+        lowered = key.lower()
+        known = is_secret_name(key) or lowered in CREDENTIAL_KEYS or lowered in ENV_LIST_KEYS
+        _MASKABLE_KEYS[key] = known
+    return known
+
+
+def needs_redaction(fields: dict[str, Any]) -> bool:
+    """Tell whether `redact` could change a mapping: a nested value or a key it masks under.
+
+    Cheaper than `redact` itself, for the many log events that hold only plain values.
+    """
+    for key, value in fields.items():
+        if isinstance(value, (dict, list, tuple)) or not isinstance(key, str) or _maskable_key(key):
+            return True
+    return False
+
+
 def redact_env_entry(entry: str) -> str:
     """Mask the value of one "NAME=VALUE" entry when NAME is a secret name."""
     name, separator, _ = entry.partition("=")
