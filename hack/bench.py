@@ -671,9 +671,10 @@ def bench_update(options: RunOptions) -> list[Figure]:
     requests = result["requests"]
     other_requests = sum(number for kind, number in requests.items() if kind != "manifest")
     method = (
-        f"{count} tags of one image in localhost:5001, all pulled; one update_image per tag through "
+        f"{count} images in localhost:5001, one tag each, all pulled; one update_image per tag through "
         f"`execute` (the whole operation, its database writes included), one at a time; "
-        f"{result['pulls']} pulls of the same tags each way; registry requests {requests}"
+        f"{result['pulls']} pulls of the same tags each way, half before the checks and half after; "
+        f"registry requests {requests}"
     )
     cli_ratio = result["cli_ratio"]
     return [

@@ -2,12 +2,16 @@
 
     .venv/bin/python hack/bench_update.py [--count 200] [--pulls 20]
 
-`bench_update_checks` writes one small image to the open test registry (localhost:5001)
-under COUNT tags of a fresh `dwbench-update-...` repository and pulls every tag with the
-engine. Then it runs one `update_image` operation per tag in this process, through the
-reactor's `execute` with the controller's services on a temporary SQLite file. A counting `on_request` callback on the registry client records each request by kind.
+`bench_update_checks` writes COUNT small images to the open test registry (localhost:5001),
+each under its own tag of a fresh `dwbench-update-...` repository, and pulls every tag with
+the engine. Separate images stand for a host with many images: one image under all the tags
+would carry every tag in its inspect output, which makes each inspect slower than usual.
+Then it runs one `update_image` operation per tag in this process, through the reactor's
+`execute` with the controller's services on a temporary SQLite file. A counting
+`on_request` callback on the registry client records each request by kind.
 For comparison, PULLS of the same up-to-date tags go through docker-py's low-level `pull`,
-which is what `docker pull` sends to the engine.
+which is what `docker pull` sends to the engine, and through the `docker pull -q` command;
+half of them run before the checks and half after.
 
 Targets: only manifest requests (no blob and no token request), and a check that takes at
 most 0.2 of the time of an up-to-date `docker pull`. The pulled tags and the registry
@@ -68,16 +72,21 @@ def bench_update_checks(
     writer = RegistryWriter(REGISTRY_URL)
     try:
         for tag in tags:
-            writer.push_image(repository, tag=tag, marker="bench")
+            writer.push_image(repository, tag=tag, marker=f"bench-{tag}")
         for tag in tags:
             api.pull(f"{REGISTRY}/{repository}", tag=tag)
 
-        pull_ms = _time_docker_pulls(api, repository, tags[:pulls])
-        cli_pull_ms = _time_cli_pulls(repository, tags[:pulls])
+        # Half of the pulls run before the checks and half after, so that a machine that
+        # slows down or speeds up during the run moves both sides of the ratio alike.
+        before, after = tags[: pulls // 2], tags[pulls // 2 : pulls]
+        pull_ms = _time_docker_pulls(api, repository, before)
+        cli_pull_ms = _time_cli_pulls(repository, before)
         with tempfile.TemporaryDirectory(dir=workdir) as scratch:
             check_ms, wall_ms, requests, statuses = anyio.run(
                 _time_checks, Path(scratch), repository, tags, concurrency
             )
+        pull_ms += _time_docker_pulls(api, repository, after)
+        cli_pull_ms += _time_cli_pulls(repository, after)
     finally:
         _remove_tags(api, repository, tags)
         writer.delete_pushed()

@@ -182,6 +182,11 @@ class SqliteChangeWatcher:
     def __init__(self, path: str, *, host: str | None = None) -> None:
         self._connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._limiter = anyio.CapacityLimiter(1)
+        # Held while the connection runs a statement. The polling thread outlives a cancelled
+        # `watch`, and closing a sqlite3 connection while another thread steps one of its
+        # statements crashes the interpreter, so `close` waits for the statement to end.
+        self._guard = threading.Lock()
+        self._closed = False
         self._version = self._read_version()
         self._host = host
 
@@ -189,6 +194,12 @@ class SqliteChangeWatcher:
         return int(self._connection.execute("PRAGMA data_version").fetchone()[0])
 
     def _changed(self) -> bool:
+        with self._guard:
+            if self._closed:
+                raise sqlite3.ProgrammingError("the change watcher is closed")
+            return self._changed_locked()
+
+    def _changed_locked(self) -> bool:
         version = self._read_version()
         if version == self._version:
             return False
@@ -236,7 +247,9 @@ class SqliteChangeWatcher:
             stop.set()
 
     def close(self) -> None:
-        self._connection.close()
+        with self._guard:
+            self._closed = True
+            self._connection.close()
 
 
 def sqlite_path(url: str) -> str | None:

@@ -16,9 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 
 from controller.clients import migrate
-from controller.clients.database import SQLITE_BUSY_TIMEOUT_MS, Database, NewLog, utc_now
+from controller.clients.database import (
+    _CANCEL_WANTED,
+    SQLITE_BUSY_TIMEOUT_MS,
+    ClaimedWrite,
+    Database,
+    NewLog,
+    utc_now,
+)
+from controller.clients.schema import CANCEL_INDEX
 
 HOST = "local"
 INSTANCE = "test-controller"
@@ -397,3 +407,78 @@ def test_cancelled_row_with_journal_is_claimed(database: Database, database_path
     assert database.cancel_pending(host=HOST) == [untouched]
     assert row(database_path, half_done)["status"] == "pending"
     assert claim_ids(database) == [half_done]
+
+
+# Grouped writes and the prepared claim path
+
+
+def test_grouped_writes_fence_each_claim(database: Database, database_path: Path) -> None:
+    held_id = insert(database_path, type="start", image="a")
+    lost_id = insert(database_path, type="start", image="b")
+    held, lost = database.claim(host=HOST, instance_id=INSTANCE, limit=2)
+    writes = [
+        ClaimedWrite(held.id, held.attempts, Database.update_values(progress=40), (NewLog(held.id, "INFO", "kept"),)),
+        ClaimedWrite(lost.id, lost.attempts + 1, Database.update_values(progress=40), (NewLog(lost.id, "INFO", "dropped"),)),
+        ClaimedWrite(held.id, held.attempts, {}, (NewLog(held.id, "DEBUG", "log only"),)),
+    ]
+
+    outcome = database.write_claimed(writes)
+
+    assert outcome == [True, False, True]
+    assert row(database_path, held_id)["progress"] == 40
+    assert row(database_path, lost_id)["progress"] == 0
+    assert log_count(database_path, held_id) == 2
+    assert log_count(database_path, lost_id) == 0
+
+
+def test_log_rows_keep_event_time(database: Database, database_path: Path) -> None:
+    op_id = insert(database_path, type="start", image="a")
+    claimed = database.claim(host=HOST, instance_id=INSTANCE, limit=1)[0]
+    happened = utc_now() - timedelta(seconds=5)
+
+    database.update(claimed.id, claimed.attempts, logs=[NewLog(op_id, "INFO", "earlier", created_at=happened)])
+    stored = sql(database_path, "SELECT created_at FROM docker_operation_logs WHERE operation_id = ?", op_id)
+
+    assert datetime.fromisoformat(stored[0]["created_at"]) == happened
+
+
+def test_claimed_row_has_python_types(database: Database, database_path: Path) -> None:
+    insert(database_path, type="start", image="a", cancel_requested=1, result={"journal": {"step": 1}})
+
+    claimed = database.claim(host=HOST, instance_id=INSTANCE, limit=1)[0]
+
+    assert claimed.cancel_requested is True
+    assert isinstance(claimed.created_at, datetime)
+    assert isinstance(claimed.started_at, datetime)
+    assert isinstance(claimed.heartbeat_at, datetime)
+    assert claimed.finished_at is None
+    assert claimed.attempts == 1
+    assert claimed.claimed_by == INSTANCE
+
+
+def test_cancel_lookup_uses_partial_index(database: Database, database_path: Path) -> None:
+    statement = _CANCEL_WANTED.compile(database.engine)
+    parameters = [{"host": HOST, **statement.params}[name] for name in statement.positiontup]
+
+    plan = sql(database_path, "EXPLAIN QUERY PLAN " + statement.string, *parameters)
+
+    assert any(CANCEL_INDEX in step["detail"] for step in plan)
+
+
+def test_claim_error_names_locked_database(database: Database, database_path: Path) -> None:
+    insert(database_path, type="start", image="a")
+    blocker = sqlite3.connect(database_path, timeout=0)
+    blocker.execute("BEGIN IMMEDIATE")
+    quick = Database(f"sqlite:///{database_path}")
+    # Runs after the controller's own connect hook, so the claim fails at once instead of in 10 s.
+    sa.event.listen(quick.engine, "connect", lambda connection, _record: connection.execute("PRAGMA busy_timeout=0"))
+    try:
+        with pytest.raises(OperationalError) as caught:
+            quick.claim(host=HOST, instance_id=INSTANCE, limit=1)
+    finally:
+        blocker.rollback()
+        blocker.close()
+        quick.close()
+
+    assert "locked" in str(caught.value)
+    assert row(database_path, 1)["status"] == "pending"
