@@ -188,6 +188,10 @@ class DockerClient:
                 else:
                     kwargs = docker.utils.kwargs_from_env()
                     self._api = docker.APIClient(version="auto", timeout=int(self.timeout), **kwargs)
+                if self._api.base_url.startswith("http+docker://"):
+                    # A local socket (unix, npipe, ssh) is never reached through an HTTP proxy,
+                    # and reading the proxy variables took a quarter of each request's time.
+                    self._api.trust_env = False
             return self._api
 
     def _blocking(self, method: str, *args: Any, **kwargs: Any) -> Any:

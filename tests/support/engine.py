@@ -129,13 +129,13 @@ def new_prefix() -> str:
 
 
 def remove_by_prefix(client: docker.DockerClient, prefix: str) -> list[str]:
-    """Remove the containers, networks, volumes and image tags whose name contains `prefix`.
+    """Remove the containers, networks, volumes and image references whose name contains `prefix`.
 
     Containers whose name starts with the prefix are force-removed with their anonymous
-    volumes, then networks and volumes whose name starts with it, then every image tag that
-    contains it anywhere (`localhost:5001/PREFIX/app:1`, `PREFIX-app:1`). Removal continues
-    past errors. Returns the failures, each naming the object and the error, so a caller can
-    report them.
+    volumes, then networks and volumes whose name starts with it, then every image tag or
+    digest reference that contains it anywhere (`localhost:5001/PREFIX/app:1`, `PREFIX-app:1`,
+    `localhost:5001/PREFIX/app@sha256:...`). Removal continues past errors. Returns the
+    failures, each naming the object and the error, so a caller can report them.
     """
     # The low-level API lists without inspecting each object, so objects that other tests
     # remove meanwhile cannot make the listing fail.
@@ -159,6 +159,10 @@ def remove_by_prefix(client: docker.DockerClient, prefix: str) -> list[str]:
         for tag in image.get("RepoTags") or []:
             if prefix in tag:
                 _remove(failures, f"image {tag}", api.remove_image, tag, force=True)
+        # An image that a newer pull untagged keeps only its digest reference.
+        for reference in image.get("RepoDigests") or []:
+            if prefix in reference:
+                _remove(failures, f"image {reference}", api.remove_image, reference, force=True)
 
     return failures
 
