@@ -334,6 +334,8 @@ def _env_file(builder: _Builder, value: Any, path: str) -> None:
         else:
             file_text = as_str(item, item_path)
 
+        if "\x00" in file_text:
+            raise SpecError(item_path, f"invalid env_file path {file_text!r}: it contains a NUL character")
         file_path = Path(file_text).expanduser()
         if not file_path.is_absolute():
             if builder.base_dir is None:

@@ -193,6 +193,13 @@ def test_env_file_errors(tmp_path):
     assert error_of({"env_file": 5}).field == "spec.env_file"
 
 
+def test_env_file_nul_path_rejected(tmp_path):
+    error = error_of({"env_file": "/tmp/a\x00.env"}, base_dir=tmp_path)
+
+    assert error.field == "spec.env_file"
+    assert "NUL" in str(error)
+
+
 # --- labels, sysctls, extra_hosts ----------------------------------------------------------
 
 
