@@ -228,9 +228,9 @@ class FakeDocker(DockerClient):
 
     It handles only the calls of a `start` of a present image: container and image inspect,
     create, start and ping. Each returns at once, so the throughput benchmark measures the
-    controller: claims, progress writes, log rows and the final write. With `thread_hop` the
-    answer comes from a worker thread, as a real engine request's does; without, it comes on
-    the event loop, which leaves only the controller's own path to measure.
+    controller: claims, progress writes, log rows and the final write. With `thread_hop` each
+    call returns through a worker thread, as a real engine request does; without, it returns
+    on the event loop, which leaves only the controller's own path to measure.
     """
 
     def __init__(self, *, thread_hop: bool) -> None:
@@ -498,7 +498,7 @@ def _throughput_run(workdir: Path, count: int, *, thread_hop: bool) -> Throughpu
 def bench_throughput(options: RunOptions) -> list[Figure]:
     """Measure the claim, progress, log and finish path on pre-inserted `start` rows, with Docker stubbed.
 
-    The target run's `FakeDocker` answers on the event loop, so the figure is the
+    The target run's `FakeDocker` returns on the event loop, so the figure is the
     controller's own path. A second run keeps the worker-thread hop that every real engine
     request pays, to show what that hop costs when the engine itself costs nothing.
     """
@@ -530,7 +530,7 @@ def bench_throughput(options: RunOptions) -> list[Figure]:
     return [
         Figure("throughput", stubbed.ops_per_second, "ops/s", ">= 1000 ops/s", stubbed.ops_per_second >= 1000, method),
         Figure("CPU per operation", stubbed.cpu_ms_per_op, "ms", "-", None, cpu_method),
-        Figure("throughput, Docker answers through a worker thread", hopping.ops_per_second, "ops/s", "-", None, hop_method),
+        Figure("throughput, Docker calls through a worker thread", hopping.ops_per_second, "ops/s", "-", None, hop_method),
         Figure("'database is locked' errors", locked, "", "0", locked == 0, lock_method),
         Figure("longest insert of another process", longest, "ms", "-", None, lock_method),
     ]

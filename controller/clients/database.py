@@ -225,7 +225,7 @@ _CLAIM_ONE = (
     )
     .returning(*OPERATION_COLUMNS)
 )
-_CANCEL_WANTED = sa.select(operations.c.id, operations.c.result).where(
+_CANCEL_REQUESTED_ROWS = sa.select(operations.c.id, operations.c.result).where(
     operations.c.status == "pending",
     operations.c.host == sa.bindparam("host"),
     operations.c.cancel_requested == sa.true(),
@@ -555,15 +555,16 @@ class Database:
         A row whose journal records finished steps is left to the next claim instead, because
         only its operation can undo them (a half-done recreate, say).
         """
-        wanted = self._prepare("cancel_wanted", lambda: _CANCEL_WANTED)
+        requested = self._prepare("cancel_requested_rows", lambda: _CANCEL_REQUESTED_ROWS)
         # Read first: the common case finds nothing and then takes no write lock.
         with raw_read(self.engine) as cursor:
-            if not any(not _has_journal(result) for _, result in wanted.execute(cursor, host=host).fetchall()):
-                return []
+            rows = requested.execute(cursor, host=host).fetchall()
+        if all(_has_journal(result) for _, result in rows):
+            return []
         cancel_one = self._prepare("cancel_one", lambda: _CANCEL_ONE)
         cancelled: list[int] = []
         with raw_write(self.engine) as cursor:
-            for op_id, result in wanted.execute(cursor, host=host).fetchall():
+            for op_id, result in requested.execute(cursor, host=host).fetchall():
                 if not _has_journal(result) and cancel_one.execute(cursor, cancel_id=op_id).rowcount:
                     cancelled.append(op_id)
             logs = [NewLog(op_id, "INFO", "Cancelled at the request of a user before it started") for op_id in cancelled]

@@ -146,8 +146,11 @@ class OperationContext:
         await self.flush()
 
     def note_journal(self, **entries: Any) -> None:
-        """Record finished steps in `result.journal` with the next write, for steps that a
-        resumed claim can also recognise on the engine, so losing the entry in a crash is safe."""
+        """Record finished steps in `result.journal` with the next write, not at once.
+
+        Only for steps that a resumed claim also finds on the engine, so that losing the
+        entry in a crash is safe.
+        """
         self.journal.update(entries)
         self._pending_values["result"] = self.result
 

@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from controller.clients import migrate
 from controller.clients.database import (
-    _CANCEL_WANTED,
+    _CANCEL_REQUESTED_ROWS,
     SQLITE_BUSY_TIMEOUT_MS,
     ClaimedWrite,
     Database,
@@ -457,7 +457,7 @@ def test_claimed_row_has_python_types(database: Database, database_path: Path) -
 
 
 def test_cancel_lookup_uses_partial_index(database: Database, database_path: Path) -> None:
-    statement = _CANCEL_WANTED.compile(database.engine)
+    statement = _CANCEL_REQUESTED_ROWS.compile(database.engine)
     parameters = [{"host": HOST, **statement.params}[name] for name in statement.positiontup]
 
     plan = sql(database_path, "EXPLAIN QUERY PLAN " + statement.string, *parameters)
