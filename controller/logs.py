@@ -23,6 +23,34 @@ def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> d
     return redact(event_dict) if needs_redaction(event_dict) else event_dict
 
 
+class _SafeBytesLogger(structlog.BytesLogger):
+    """A BytesLogger that drops a line its stream cannot take.
+
+    A log sink that goes away (a closed pipe, a restarted log shipper) must not stop the
+    daemon halfway through a recreate; the operation log in the database keeps the record.
+    """
+
+    def msg(self, message: bytes) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
+class _SafeWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that drops a line its stream cannot take, like `_SafeBytesLogger`."""
+
+    def msg(self, message: str) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+
+
 def _dumps(event_dict: dict[str, Any], **_: Any) -> bytes:
     # orjson writes a typical event in about a tenth of the time of the standard library.
     return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
@@ -36,14 +64,15 @@ def configure_logging(*, log_format: str = "auto", level: str = "INFO") -> None:
     binary = getattr(sys.stderr, "buffer", None) if use_json else None
     if binary is not None:
         renderer: Any = structlog.processors.JSONRenderer(serializer=_dumps)
-        factory: Any = structlog.BytesLoggerFactory(file=binary)
+        factory: Any = lambda *_: _SafeBytesLogger(binary)  # noqa: E731
     else:
         renderer = (
             structlog.processors.JSONRenderer()
             if use_json
             else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
         )
-        factory = structlog.WriteLoggerFactory(file=sys.stderr)
+        stream = sys.stderr
+        factory = lambda *_: _SafeWriteLogger(stream)  # noqa: E731
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,

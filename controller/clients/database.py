@@ -64,7 +64,8 @@ class OperationRow:
 
     @classmethod
     def from_mapping(cls, row: Any) -> "OperationRow":
-        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+        """Build a row from a result of `select(*ROW_COLUMNS)`."""
+        return cls.from_driver([row[name] for name in cls.__dataclass_fields__])
 
     @classmethod
     def from_driver(cls, values: Sequence[Any]) -> "OperationRow":
@@ -88,6 +89,12 @@ class OperationRow:
 
 _TIME_FIELDS = ("heartbeat_at", "created_at", "updated_at", "started_at", "finished_at")
 OPERATION_COLUMNS = [operations.c[name] for name in OperationRow.__dataclass_fields__]
+# The same columns for SQLAlchemy queries, timestamps taken as the driver returns them, so
+# that `OperationRow.from_driver` parses them and a malformed one cannot fail the query.
+ROW_COLUMNS = [
+    sa.type_coerce(column, sa.Text).label(column.name) if column.name in _TIME_FIELDS else column
+    for column in OPERATION_COLUMNS
+]
 
 
 @dataclass(frozen=True)
@@ -224,6 +231,11 @@ _CLAIM_ONE = (
         error=None,
     )
     .returning(*OPERATION_COLUMNS)
+)
+_CLAIM_HELD = sa.select(operations.c.id).where(
+    operations.c.id == sa.bindparam("held_id"),
+    operations.c.attempts == sa.bindparam("held_attempt"),
+    operations.c.status == "in_progress",
 )
 _CANCEL_REQUESTED_ROWS = sa.select(operations.c.id, operations.c.result).where(
     operations.c.status == "pending",
@@ -460,7 +472,11 @@ class Database:
         logs: list[NewLog] = []
         with raw_write(self.engine) as cursor:
             for write in writes:
-                ok = not write.values or self._fenced(cursor, write.op_id, write.attempt, write.values) > 0
+                if write.values:
+                    ok = self._fenced(cursor, write.op_id, write.attempt, write.values) > 0
+                else:
+                    # Log rows alone change no column, but they too belong to the claim only.
+                    ok = self._claim_held(cursor, write.op_id, write.attempt)
                 held.append(ok)
                 if ok:
                     logs.extend(write.logs)
@@ -474,6 +490,10 @@ class Database:
         statement = self._prepare(("fenced", columns, now_columns), lambda: _fenced_update(columns, now_columns))
         parameters = {f"new_{name}": values[name] for name in columns}
         return statement.execute(cursor, fence_id=op_id, fence_attempt=attempt, **parameters).rowcount
+
+    def _claim_held(self, cursor: Any, op_id: int, attempt: int) -> bool:
+        statement = self._prepare("claim_held", lambda: _CLAIM_HELD)
+        return statement.execute(cursor, held_id=op_id, held_attempt=attempt).fetchone() is not None
 
     def _log_parameters(self, log: NewLog) -> dict[str, Any]:
         created_at = self._log_time(log.created_at) if self._log_time else log.created_at
@@ -573,7 +593,7 @@ class Database:
 
     def in_progress(self, *, host: str, stale_before: datetime | None) -> list[OperationRow]:
         """Return the in-progress rows of `host`, only those with a heartbeat before `stale_before` if given."""
-        query = sa.select(operations).where(
+        query = sa.select(*ROW_COLUMNS).where(
             operations.c.status == "in_progress", operations.c.host == host
         )
         if stale_before is not None:
@@ -632,12 +652,12 @@ class Database:
                 .where(operations.c.id == op_id, operations.c.status.notin_(TERMINAL_STATUSES))
                 .values(cancel_requested=True, updated_at=utcnow())
             )
-            row = conn.execute(sa.select(operations).where(operations.c.id == op_id)).mappings().first()
+            row = conn.execute(sa.select(*ROW_COLUMNS).where(operations.c.id == op_id)).mappings().first()
         return OperationRow.from_mapping(row) if row else None
 
     def get(self, op_id: int) -> OperationRow | None:
         with self._read() as conn:
-            row = conn.execute(sa.select(operations).where(operations.c.id == op_id)).mappings().first()
+            row = conn.execute(sa.select(*ROW_COLUMNS).where(operations.c.id == op_id)).mappings().first()
         return OperationRow.from_mapping(row) if row else None
 
     def list(
@@ -649,7 +669,7 @@ class Database:
         limit: int = 50,
         before_id: int | None = None,
     ) -> list[OperationRow]:
-        query = sa.select(operations).order_by(operations.c.id.desc()).limit(limit)
+        query = sa.select(*ROW_COLUMNS).order_by(operations.c.id.desc()).limit(limit)
         if status:
             query = query.where(operations.c.status == status)
         if type:

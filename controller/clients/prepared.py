@@ -7,7 +7,8 @@ once for the engine's dialect, and then handed to the driver directly.
 
 The price is that SQLAlchemy's type processing is skipped: bound values must be what the
 driver takes as they are (text, integers, None), and results come back as the driver returns
-them. `raw_write` wraps driver errors in SQLAlchemy's own, so callers handle one family.
+them. `raw_write` and `raw_read` wrap driver errors in SQLAlchemy's own, so callers handle
+one family.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def raw_write(engine: sa.Engine) -> Iterator[Any]:
             raise
         finally:
             cursor.close()
-    except engine.dialect.loaded_dbapi.OperationalError as exc:
-        raise sa_exc.OperationalError(None, None, exc) from exc
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(exc, engine) from exc
     finally:
         connection.close()
 
@@ -80,15 +81,30 @@ def raw_read(engine: sa.Engine) -> Iterator[Any]:
             yield cursor
         finally:
             cursor.close()
-    except engine.dialect.loaded_dbapi.OperationalError as exc:
-        raise sa_exc.OperationalError(None, None, exc) from exc
+    except engine.dialect.loaded_dbapi.Error as exc:
+        raise _wrapped(exc, engine) from exc
     finally:
         # The pool rolls back on return, which ends a read transaction the driver began.
         connection.close()
 
 
+def _wrapped(exc: Exception, engine: sa.Engine) -> Exception:
+    # SQLAlchemy's own mapping: OperationalError, IntegrityError and so on, by driver class.
+    dbapi = engine.dialect.loaded_dbapi
+    return sa_exc.DBAPIError.instance(None, None, exc, dbapi.Error, dialect=engine.dialect)
+
+
 def as_datetime(value: Any) -> datetime | None:
-    """Return a timestamp column's value as a datetime; SQLite's driver returns text."""
+    """Return a timestamp column's value as a datetime; SQLite's driver returns text.
+
+    A value that is no timestamp at all (a number or free text that another service wrote)
+    gives None, so one malformed row cannot stop the claims of all the others.
+    """
     if value is None or isinstance(value, datetime):
         return value
-    return datetime.fromisoformat(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None

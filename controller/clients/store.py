@@ -122,13 +122,15 @@ class Store:
         try:
             held = await self._run(self.database.write_claimed, [queued.write for queued in group])
         except Exception as exc:  # noqa: BLE001 - handed to the callers
-            if len(group) > 1:
-                # One bad write must not fail the others: commit each on its own.
+            if len(group) > 1 and not isinstance(exc, TransientError):
+                # One bad write must not fail the others: commit each on its own. A locked
+                # database fails them all alike, and one by one each would wait its own timeout.
                 for queued in group:
                     await self._commit_group([queued])
                 return
-            group[0].error = exc
-            group[0].settle()
+            for queued in group:
+                queued.error = exc
+                queued.settle()
             return
         for queued, ok in zip(group, held):
             queued.held = ok

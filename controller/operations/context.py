@@ -71,7 +71,8 @@ class OperationContext:
         self.result: dict[str, Any] = row.result_data()
         self.journal: dict[str, Any] = self.result.setdefault("journal", {})
         self.step = "claimed"
-        self.progress_value = row.progress or 0
+        # Another service may have written anything into `progress`; only a number counts.
+        self.progress_value = row.progress if isinstance(row.progress, int) and not isinstance(row.progress, bool) else 0
         if row.cancel_requested:
             services.cancelled.add(row.id)
         self.logger = get_logger(operation_id=row.id, type=row.type, container=row.container)
@@ -160,16 +161,23 @@ class OperationContext:
         return waiting and time.monotonic() - self._last_write >= REPORT_INTERVAL
 
     async def flush(self) -> None:
-        """Write pending progress, message, result and log rows now."""
-        values, self._pending_values = self._pending_values, {}
-        await self._write(**values)
+        """Write pending progress, message, result and log rows now.
 
-    async def _write(self, **values: Any) -> None:
+        When the write fails (a locked database, say), they wait for the next one instead.
+        """
+        values, self._pending_values = self._pending_values, {}
         logs = self.take_logs()
         if not values and not logs:
             return
         self._last_write = time.monotonic()
-        if not await self.store.update(self.row.id, self.attempt, logs=logs, **values):
+        try:
+            held = await self.store.update(self.row.id, self.attempt, logs=logs, **values)
+        except Exception:
+            # Newer values set meanwhile win; the rows go back in front of newer ones.
+            self._pending_values = {**values, **self._pending_values}
+            self._pending_logs[:0] = logs
+            raise
+        if not held:
             raise LostClaim(f"operation {self.row.id}: claim {self.attempt} is no longer held")
 
     @property

@@ -299,6 +299,15 @@ class Controller:
             except LostClaim:
                 self.log.warning("operation.lost", operation_id=op_id, message="claim lost; stopping the operation")
                 running.scope.cancel()
+            except TransientError:
+                raise  # the caller retries the flush in a second
+            except Exception as exc:  # noqa: BLE001 - one operation's failed write must not stop the others
+                self.log.error(
+                    "operation.write_failed",
+                    operation_id=op_id,
+                    message=f"writing the operation's progress failed: {exc}; stopping the operation",
+                )
+                running.scope.cancel()
 
     async def _heartbeats(self) -> None:
         interval = max(1.0, min(30.0, self.settings.stale_after / 5))

@@ -482,3 +482,50 @@ def test_claim_error_names_locked_database(database: Database, database_path: Pa
 
     assert "locked" in str(caught.value)
     assert row(database_path, 1)["status"] == "pending"
+
+
+def test_log_only_write_of_deleted_row(database: Database, database_path: Path) -> None:
+    op_id = insert(database_path, type="start", image="a")
+    claimed = database.claim(host=HOST, instance_id=INSTANCE, limit=1)[0]
+    sql(database_path, "DELETE FROM docker_operations WHERE id = ?", op_id)
+
+    outcome = database.write_claimed([ClaimedWrite(op_id, claimed.attempts, {}, (NewLog(op_id, "INFO", "late"),))])
+
+    assert outcome == [False]
+    assert log_count(database_path, op_id) == 0
+
+
+def test_log_only_write_of_lost_claim(database: Database, database_path: Path) -> None:
+    op_id, stale = _rescued_and_reclaimed(database, database_path)
+
+    outcome = database.write_claimed([ClaimedWrite(op_id, stale.attempts, {}, (NewLog(op_id, "INFO", "stale"),))])
+    stale_rows = sql(database_path, "SELECT * FROM docker_operation_logs WHERE message = 'stale'")
+
+    assert outcome == [False]
+    assert stale_rows == []
+
+
+@pytest.mark.parametrize("created_at", [1733350000, "not a date"])
+def test_malformed_timestamp_row_is_served(database: Database, database_path: Path, created_at: Any) -> None:
+    odd = insert(database_path, type="start", image="a", container="odd", created_at=created_at)
+    normal = insert(database_path, type="start", image="a", container="normal")
+
+    claimed = {row.id: row for row in database.claim(host=HOST, instance_id=INSTANCE, limit=5)}
+    listed = [row.id for row in database.list()]
+    fetched = database.get(odd)
+
+    assert set(claimed) == {odd, normal}
+    assert claimed[odd].created_at is None
+    assert isinstance(claimed[normal].created_at, datetime)
+    assert listed == [normal, odd]
+    assert fetched is not None
+    assert fetched.created_at is None
+
+
+def test_malformed_heartbeat_row_is_rescued(database: Database, database_path: Path) -> None:
+    op_id = insert(database_path, type="start", image="a", status="in_progress", attempts=1, heartbeat_at=5)
+
+    stale = database.in_progress(host=HOST, stale_before=utc_now())
+
+    assert [row.id for row in stale] == [op_id]
+    assert stale[0].heartbeat_at is None

@@ -14,10 +14,12 @@ from typing import Any
 
 import anyio
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from controller.clients import migrate
 from controller.clients.database import Database, NewLog
 from controller.clients.store import SqliteChangeWatcher, Store
+from controller.errors import TransientError
 
 pytestmark = pytest.mark.anyio
 
@@ -174,3 +176,34 @@ async def test_watcher_close_waits_for_query(database: Database) -> None:
     assert not closer.is_alive()
     with pytest.raises(sqlite3.ProgrammingError):
         watcher._changed()
+
+
+class LockedDatabase(CountingDatabase):
+    """The real `Database`, with `write_claimed` failing as on a database locked too long."""
+
+    def write_claimed(self, writes: list[Any]) -> list[bool]:
+        self.groups.append(len(writes))
+        raise OperationalError("UPDATE docker_operations ...", {}, sqlite3.OperationalError("database is locked"))
+
+
+async def test_locked_group_fails_without_retries(database: Database) -> None:
+    insert_rows(database, 3)
+    locked = LockedDatabase(database)
+    store = Store(locked)  # type: ignore[arg-type]
+    rows = await store.claim(host=HOST, instance_id="test", limit=3)
+    outcomes: dict[int, Any] = {}
+
+    async def write(row: Any) -> None:
+        try:
+            outcomes[row.id] = await store.update(row.id, row.attempts, progress=10)
+        except TransientError as exc:
+            outcomes[row.id] = exc
+
+    async with anyio.create_task_group() as group:
+        for row in rows:
+            group.start_soon(write, row)
+
+    # The first write commits alone, the next two as one group; none is retried alone.
+    assert locked.groups == [1, 2]
+    assert all(isinstance(outcome, TransientError) for outcome in outcomes.values())
+    assert len(outcomes) == 3
