@@ -468,10 +468,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dockwright: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except SQLAlchemyError as exc:
+        from controller.clients.database import SQLITE_BUSY_TIMEOUT_MS
         from controller.config import redact_url
 
-        reason = getattr(exc, "orig", None) or exc
-        print(f"dockwright: database {redact_url(args.database_url or '') or 'from the settings'} failed: {reason}", file=sys.stderr)
+        reason = str(getattr(exc, "orig", None) or exc)
+        try:
+            url = redact_url(_settings(args).database_url)
+        except Exception:  # noqa: BLE001 - the message names what it can
+            url = redact_url(args.database_url or "") or "from the settings"
+        if "locked" in reason:
+            reason += (
+                f"; another process held its write lock for more than {SQLITE_BUSY_TIMEOUT_MS // 1000} s, "
+                "so try again when that process is done"
+            )
+        print(f"dockwright: database {url} failed: {reason}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

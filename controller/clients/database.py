@@ -212,7 +212,6 @@ _CLAIMABLE_IN_LEVEL = (
     .order_by(_CLAIM_ROW.c.created_at, _CLAIM_ROW.c.id)
     .limit(sa.bindparam("limit", type_=sa.Integer))
 )
-_INSERT_LOG = operation_logs.insert()
 # The same insert with every column bound, for the prepared path; bound names may not be
 # column names in an INSERT.
 _INSERT_LOG_BOUND = operation_logs.insert().values(
@@ -287,8 +286,6 @@ class Database:
             self.engine.execution_options(sqlite_begin="IMMEDIATE") if self.dialect == "sqlite" else self.engine
         )
         self._prepared: dict[Any, Prepared] = {}
-        created_at = operation_logs.c.created_at.type
-        self._log_time = created_at.dialect_impl(self.engine.dialect).bind_processor(self.engine.dialect)
 
     def _prepare(self, key: Any, statement: Callable[[], sa.Executable]) -> Prepared:
         """Return the statement `key` compiled for this database, compiling it on first use."""
@@ -496,7 +493,10 @@ class Database:
         return statement.execute(cursor, held_id=op_id, held_attempt=attempt).fetchone() is not None
 
     def _log_parameters(self, log: NewLog) -> dict[str, Any]:
-        created_at = self._log_time(log.created_at) if self._log_time else log.created_at
+        created_at: Any = log.created_at
+        if self.dialect == "sqlite":
+            # The text form of the tables' own defaults, with milliseconds.
+            created_at = f"{created_at:%Y-%m-%d %H:%M:%S}.{created_at.microsecond // 1000:03d}"
         return {
             "log_operation_id": log.operation_id,
             "log_level": log.level,
@@ -511,21 +511,13 @@ class Database:
             insert.execute_many(cursor, [self._log_parameters(log) for log in logs])
 
     def _insert_logs(self, conn: sa.Connection, logs: Sequence[NewLog]) -> None:
-        if not logs:
-            return
-        conn.execute(
-            _INSERT_LOG,
-            [
-                {
-                    "operation_id": log.operation_id,
-                    "level": log.level,
-                    "message": log.message,
-                    "details": json.dumps(log.details, default=str) if log.details else None,
-                    "created_at": log.created_at,
-                }
-                for log in logs
-            ],
-        )
+        """`_insert_logs_raw` inside a transaction of a SQLAlchemy connection."""
+        if logs:
+            cursor = conn.connection.cursor()
+            try:
+                self._insert_logs_raw(cursor, logs)
+            finally:
+                cursor.close()
 
     def add_logs(self, logs: Sequence[NewLog]) -> None:
         """Write log rows that belong to no particular claim (sweeps, rescues)."""

@@ -91,17 +91,7 @@ async def run(ctx: OperationContext) -> dict[str, Any]:
     for warning in created.get("Warnings") or []:
         ctx.log("WARNING", f"Engine warning on create: {warning}")
 
-    for attachment in plan.connect:
-        await ctx.docker.call(
-            "connect_container_to_network",
-            container_id,
-            attachment.name,
-            ipv4_address=attachment.ipv4_address,
-            ipv6_address=attachment.ipv6_address,
-            aliases=list(attachment.aliases) or None,
-            mac_address=attachment.mac_address,
-            cli=render_network_connect(attachment.name, plan.name, attachment),
-        )
+    await _connect_networks(ctx, plan, container_id, attached=set())
 
     await ctx.begin_step("start", f"Starting container {plan.name}", progress=92)
     try:
@@ -148,6 +138,9 @@ async def _reconcile_existing(
         return {**result, "outcome": "already_running"}
 
     if current_hash == wanted_hash:
+        # An earlier claim may have stopped between the create and the connects.
+        attached = set(((existing.get("NetworkSettings") or {}).get("Networks") or {}))
+        await _connect_networks(ctx, plan, container_id, attached=attached)
         await ctx.begin_step("start", f"Starting the existing stopped container {plan.name}", progress=50)
         await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
         await _running_state(ctx, plan)
@@ -156,6 +149,8 @@ async def _reconcile_existing(
     if ctx.journal.get("created_container_id") == container_id:
         # Our own container from an earlier, interrupted claim of this operation.
         ctx.log("INFO", f"Resuming with container {container_id[:12]} created by an earlier attempt")
+        attached = set(((existing.get("NetworkSettings") or {}).get("Networks") or {}))
+        await _connect_networks(ctx, plan, container_id, attached=attached)
         await ctx.begin_step("start", f"Starting container {plan.name}", progress=92)
         await ctx.docker.call("start", container_id, cli=render_command("docker", "start", plan.name))
         await _running_state(ctx, plan)
@@ -173,6 +168,23 @@ async def _reconcile_existing(
         "remove_container", container_id, force=True, cli=render_command("docker", "rm", "--force", plan.name)
     )
     return None
+
+
+async def _connect_networks(ctx: OperationContext, plan: ContainerPlan, container_id: str, *, attached: set[str]) -> None:
+    """Connect the container to the plan's further networks that it is not attached to yet."""
+    for attachment in plan.connect:
+        if attachment.name in attached:
+            continue
+        await ctx.docker.call(
+            "connect_container_to_network",
+            container_id,
+            attachment.name,
+            ipv4_address=attachment.ipv4_address,
+            ipv6_address=attachment.ipv6_address,
+            aliases=list(attachment.aliases) or None,
+            mac_address=attachment.mac_address,
+            cli=render_network_connect(attachment.name, plan.name, attachment),
+        )
 
 
 async def _exists(ctx: OperationContext, kind: str, name: str, *, external: bool) -> bool:

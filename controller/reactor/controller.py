@@ -49,6 +49,10 @@ class Running:
     row: OperationRow
     scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     ctx: OperationContext | None = None
+    # Set when its task has ended, whatever the outcome.
+    ended: anyio.Event = field(default_factory=anyio.Event)
+    # The earlier claim of the same row still winding down, which this one waits for.
+    earlier: "Running | None" = None
 
 
 def _route_docker_call(**kwargs: Any) -> None:
@@ -223,7 +227,7 @@ class Controller:
                     f"stopping that claim and carrying on with claim {row.attempts}",
                 )
                 earlier.scope.cancel()
-            running = Running(row)
+            running = Running(row, earlier=earlier)
             self.running[row.id] = running
             if self._idle.is_set():
                 self._idle = anyio.Event()
@@ -234,12 +238,17 @@ class Controller:
         row = running.row
         try:
             with running.scope:
+                if running.earlier is not None:
+                    # A Docker call of the cancelled claim may still be in its worker thread.
+                    await running.earlier.ended.wait()
+                    running.earlier = None
                 await execute(
                     row, self.services, on_engine_down=self._engine_lost, on_context=lambda ctx: setattr(running, "ctx", ctx)
                 )
         except Exception as exc:  # noqa: BLE001 - never let one operation stop the controller
             self.log.error("operation.crashed", operation_id=row.id, message=f"unhandled error: {exc!r}")
         finally:
+            running.ended.set()
             if self.running.get(row.id) is running:
                 del self.running[row.id]
                 self.services.cancelled.discard(row.id)
@@ -361,15 +370,17 @@ class Controller:
             if row.id in self.running:
                 continue
             last = row.heartbeat_at.isoformat(sep=" ", timespec="seconds") if row.heartbeat_at else "never"
+            # A row set to in_progress by hand names no controller.
+            holder = f"controller {row.claimed_by}" if row.claimed_by else "no controller (claimed_by is empty)"
             if row.attempts - _engine_waits(row) >= _max_attempts(row):
                 message = (
-                    f"went stale: controller {row.claimed_by} stopped heartbeating (last heartbeat {last}) "
+                    f"went stale: {holder} stopped heartbeating (last heartbeat {last}) "
                     f"and all {row.attempts} attempts are used"
                 )
                 fail = True
             else:
                 message = (
-                    f"rescued: controller {row.claimed_by} stopped heartbeating (last heartbeat {last}); "
+                    f"rescued: {holder} stopped heartbeating (last heartbeat {last}); "
                     "resuming from its journal"
                 )
                 fail = False

@@ -434,12 +434,12 @@ def test_grouped_writes_fence_each_claim(database: Database, database_path: Path
 def test_log_rows_keep_event_time(database: Database, database_path: Path) -> None:
     op_id = insert(database_path, type="start", image="a")
     claimed = database.claim(host=HOST, instance_id=INSTANCE, limit=1)[0]
-    happened = utc_now() - timedelta(seconds=5)
+    happened = datetime(2026, 5, 17, 8, 30, 12, 345678)
 
     database.update(claimed.id, claimed.attempts, logs=[NewLog(op_id, "INFO", "earlier", created_at=happened)])
     stored = sql(database_path, "SELECT created_at FROM docker_operation_logs WHERE operation_id = ?", op_id)
 
-    assert datetime.fromisoformat(stored[0]["created_at"]) == happened
+    assert stored[0]["created_at"] == "2026-05-17 08:30:12.345"
 
 
 def test_claimed_row_has_python_types(database: Database, database_path: Path) -> None:

@@ -601,11 +601,13 @@ async def test_stale_rows_rescued_or_failed(table: Table, database_path: Path, d
     async with serving(database_path, docker, stale_after=30.0):
         rescued = await table.insert(**start_row("web", attempts=1, **stale))
         exhausted = await table.insert(**start_row("db", attempts=5, **stale))
+        unclaimed = await table.insert(**start_row("queue", attempts=1, **{**stale, "claimed_by": None}))
         alive = await table.insert(
             **start_row("cache", attempts=1, status="in_progress", claimed_by="other-host-2", heartbeat_at=time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()))
         )
         rescued_row = await table.wait(rescued)
         exhausted_row = await table.wait(exhausted)
+        await table.wait(unclaimed)
         await anyio.sleep(1.0)  # two more sweeps
         alive_row = await table.row(alive)
 
@@ -619,6 +621,8 @@ async def test_stale_rows_rescued_or_failed(table: Table, database_path: Path, d
     assert exhausted_row["attempts"] == 5
     assert alive_row["status"] == "in_progress"
     assert alive_row["claimed_by"] == "other-host-2"
+    unclaimed_messages = [log["message"] for log in await table.logs(unclaimed)]
+    assert any(message.startswith("rescued: no controller (claimed_by is empty)") for message in unclaimed_messages)
 
 
 async def test_pickup_before_poll_interval(table: Table, database_path: Path, docker: FakeDocker) -> None:
@@ -706,3 +710,54 @@ async def test_waiting_step_is_shown(
     assert row["status"] == "in_progress"
     assert "Starting container web" in messages
     assert finished["status"] == "completed"
+
+
+async def test_reclaimed_row_waits_for_earlier_claim(table: Table, database_path: Path, docker: FakeDocker) -> None:
+    """A row set back to pending while its Docker call runs is claimed again, but not run twice at once."""
+    original_call = docker.call
+    in_flight: list[int] = []
+    running = 0
+    first_started = anyio.Event()
+
+    async def call(method: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal running
+        running += 1
+        in_flight.append(running)
+        try:
+            if method == "inspect_container" and not first_started.is_set():
+                first_started.set()
+                # Like a docker-py request in its worker thread: cancelling the task waits for it.
+                await anyio.to_thread.run_sync(time.sleep, 1.0)
+            return await original_call(method, *args, **kwargs)
+        finally:
+            running -= 1
+
+    docker.call = call  # type: ignore[method-assign]
+    async with serving(database_path, docker):
+        op_id = await table.insert(**start_row("web"))
+        await first_started.wait()
+        await table.execute("UPDATE docker_operations SET status = 'pending' WHERE id = ?", op_id)
+        row = await table.wait(op_id, timeout=8)
+
+    assert row["status"] == "completed"
+    assert row["attempts"] == 2
+    assert max(in_flight) == 1
+
+
+async def test_resumed_start_connects_missing_networks(table: Table, database_path: Path, docker: FakeDocker) -> None:
+    """A start that stopped between the create and the network connects connects them when it runs again."""
+    spec = {"networks": ["front", "back"]}
+    docker.fail("connect_container_to_network", PermanentError("connection refused by a test"), times=1)
+    async with serving(database_path, docker):
+        first = await table.insert(**start_row("web", spec=spec))
+        failed = await table.wait(first)
+        attached_after_failure = set(docker.containers["web"]["NetworkSettings"]["Networks"])
+        second = await table.insert(**start_row("web", spec=spec))
+        resumed = await table.wait(second)
+
+    assert failed["status"] == "failed"
+    assert len(attached_after_failure) == 1
+    assert resumed["status"] == "completed"
+    assert json.loads(resumed["result"])["outcome"] == "started_existing"
+    assert set(docker.containers["web"]["NetworkSettings"]["Networks"]) == {"front", "back"}
+    assert docker.containers["web"]["State"]["Running"] is True
