@@ -18,7 +18,14 @@ import structlog
 from controller.specs.redact import needs_redaction, redact
 
 
+# Set by a caller that redacted the event's fields itself and bound only plain ids, so the
+# processor below can skip its check (an operation's log lines, several per operation).
+REDACTED = "_redacted"
+
+
 def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    if event_dict.pop(REDACTED, False):
+        return event_dict
     # Most events hold only strings and numbers under plain keys; copying those is skipped.
     return redact(event_dict) if needs_redaction(event_dict) else event_dict
 

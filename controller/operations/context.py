@@ -22,7 +22,7 @@ from controller.clients.docker import DockerClient, DockerNotFound, EngineUnavai
 from controller.clients.store import Store
 from controller.config import Settings
 from controller.errors import CancelledByRequest
-from controller.logs import get_logger
+from controller.logs import REDACTED, get_logger
 from controller.specs.redact import needs_redaction, redact
 from controller.specs.row import OperationRequest
 
@@ -32,6 +32,7 @@ current_operation: contextvars.ContextVar["OperationContext | None"] = contextva
 )
 
 _STRUCTLOG_LEVELS = {"DEBUG": "debug", "INFO": "info", "WARNING": "warning", "ERROR": "error"}
+_CHECKED = {REDACTED: True}
 
 
 # Seconds that progress, messages and log rows may wait in memory before they are written,
@@ -96,7 +97,8 @@ class OperationContext:
         if details and needs_redaction(details):
             details = redact(details)
         self._pending_logs.append(NewLog(self.row.id, level, message, details or None))
-        getattr(self.logger, _STRUCTLOG_LEVELS[level])(event, message=message, step=self.step, **details)
+        # The bound ids are plain values and `details` is redacted above.
+        getattr(self.logger, _STRUCTLOG_LEVELS[level])(event, message=message, step=self.step, **details, **_CHECKED)
 
     def observe_docker_call(self, *, call: str, cli: str | None, seconds: float, error: BaseException | None) -> None:
         details: dict[str, Any] = {"call": call, "duration_ms": round(seconds * 1000, 1)}
