@@ -30,32 +30,28 @@ def _redact_processor(_logger: Any, _name: str, event_dict: dict[str, Any]) -> d
     return redact(event_dict) if needs_redaction(event_dict) else event_dict
 
 
-class _SafeBytesLogger(structlog.BytesLogger):
-    """A BytesLogger that drops a line its stream cannot take.
+class _DropUnwritable:
+    """Drop a line that the stream cannot take, for the loggers below.
 
     A log sink that goes away (a closed pipe, a restarted log shipper) must not stop the
     daemon halfway through a recreate; the operation log in the database keeps the record.
     """
 
-    def msg(self, message: bytes) -> None:
+    def msg(self, message: Any) -> None:
         try:
-            super().msg(message)
+            super().msg(message)  # type: ignore[misc]
         except (OSError, ValueError):
             pass
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
 
 
-class _SafeWriteLogger(structlog.WriteLogger):
-    """A WriteLogger that drops a line its stream cannot take, like `_SafeBytesLogger`."""
+class _SafeBytesLogger(_DropUnwritable, structlog.BytesLogger):
+    """structlog's BytesLogger, dropping what the stream cannot take."""
 
-    def msg(self, message: str) -> None:
-        try:
-            super().msg(message)
-        except (OSError, ValueError):
-            pass
 
-    log = debug = info = warn = warning = err = error = critical = exception = fatal = failure = msg
+class _SafeWriteLogger(_DropUnwritable, structlog.WriteLogger):
+    """structlog's WriteLogger, dropping what the stream cannot take."""
 
 
 def _dumps(event_dict: dict[str, Any], **_: Any) -> bytes:

@@ -52,9 +52,7 @@ def raw_write(engine: sa.Engine) -> Iterator[Any]:
     On SQLite the transaction starts with `BEGIN IMMEDIATE`, as every write of this
     controller does; on other databases the driver begins it implicitly.
     """
-    connection = engine.raw_connection()
-    try:
-        cursor = connection.cursor()
+    with _raw_cursor(engine) as (connection, cursor):
         try:
             if engine.dialect.name == "sqlite":
                 cursor.execute("BEGIN IMMEDIATE")
@@ -63,28 +61,31 @@ def raw_write(engine: sa.Engine) -> Iterator[Any]:
         except BaseException:
             connection.rollback()
             raise
-        finally:
-            cursor.close()
-    except engine.dialect.loaded_dbapi.Error as exc:
-        raise _wrapped(exc, engine) from exc
-    finally:
-        connection.close()
 
 
 @contextmanager
 def raw_read(engine: sa.Engine) -> Iterator[Any]:
-    """Yield a DB-API cursor of a pooled connection for reads; nothing is committed."""
+    """Yield a DB-API cursor of a pooled connection for reads; nothing is committed.
+
+    The pool rolls back on return, which ends a read transaction the driver began.
+    """
+    with _raw_cursor(engine) as (_connection, cursor):
+        yield cursor
+
+
+@contextmanager
+def _raw_cursor(engine: sa.Engine) -> Iterator[tuple[Any, Any]]:
+    """Check a connection out of the pool with a cursor; driver errors become SQLAlchemy's."""
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
         try:
-            yield cursor
+            yield connection, cursor
         finally:
             cursor.close()
     except engine.dialect.loaded_dbapi.Error as exc:
         raise _wrapped(exc, engine) from exc
     finally:
-        # The pool rolls back on return, which ends a read transaction the driver began.
         connection.close()
 
 

@@ -15,10 +15,10 @@ from controller.clients.docker import DockerNotFound
 from controller.errors import PermanentError, SpecError
 from controller.operations.context import OperationContext
 from controller.operations.pulling import ensure_image
+from controller.operations.recreate_state import connect_networks
 from controller.specs.cli_render import (
     render_command,
     render_create,
-    render_network_connect,
     render_network_create,
     render_volume_create,
 )
@@ -172,19 +172,8 @@ async def _reconcile_existing(
 
 async def _connect_networks(ctx: OperationContext, plan: ContainerPlan, container_id: str, *, attached: set[str]) -> None:
     """Connect the container to the plan's further networks that it is not attached to yet."""
-    for attachment in plan.connect:
-        if attachment.name in attached:
-            continue
-        await ctx.docker.call(
-            "connect_container_to_network",
-            container_id,
-            attachment.name,
-            ipv4_address=attachment.ipv4_address,
-            ipv6_address=attachment.ipv6_address,
-            aliases=list(attachment.aliases) or None,
-            mac_address=attachment.mac_address,
-            cli=render_network_connect(attachment.name, plan.name, attachment),
-        )
+    missing = [attachment for attachment in plan.connect if attachment.name not in attached]
+    await connect_networks(ctx, container_id, plan.name, missing)
 
 
 async def _exists(ctx: OperationContext, kind: str, name: str, *, external: bool) -> bool:
