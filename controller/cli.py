@@ -322,7 +322,9 @@ def _print_log(log: Any) -> None:
                 details = f"  $ {parsed['cli']}"
         except ValueError:
             pass
-    print(f"{log.created_at:%H:%M:%S.%f}"[:-3] + f" {log.level:<7} {log.message}{details}", flush=True)
+    # A time that another service wrote malformed reads as None.
+    shown_time = f"{log.created_at:%H:%M:%S.%f}"[:-3] if log.created_at else "--:--:--.---"
+    print(f"{shown_time} {log.level:<7} {log.message}{details}", flush=True)
 
 
 def cmd_ops_logs(args: argparse.Namespace) -> int:
@@ -485,6 +487,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`dockwright ops logs 7 | head`); leave quietly, as other tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

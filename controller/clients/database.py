@@ -690,8 +690,13 @@ class Database:
     def logs(
         self, op_id: int, *, after: int = 0, level: str | None = None, limit: int = 1000
     ) -> list[LogRow]:
+        # The time as the driver returns it, so that a malformed one written by hand reads as None.
+        columns = [
+            sa.type_coerce(column, sa.Text).label("created_at") if column.name == "created_at" else column
+            for column in operation_logs.c
+        ]
         query = (
-            sa.select(operation_logs)
+            sa.select(*columns)
             .where(operation_logs.c.operation_id == op_id, operation_logs.c.id > after)
             .order_by(operation_logs.c.id)
             .limit(limit)
@@ -700,7 +705,7 @@ class Database:
             levels = ("DEBUG", "INFO", "WARNING", "ERROR")
             query = query.where(operation_logs.c.level.in_(levels[levels.index(level):]))
         with self._read() as conn:
-            return [LogRow(**row) for row in conn.execute(query).mappings()]
+            return [LogRow(**{**row, "created_at": as_datetime(row["created_at"])}) for row in conn.execute(query).mappings()]
 
     def pending_stats(self, *, host: str) -> tuple[int, int, datetime | None]:
         """Return the number of pending and in-progress rows and the oldest pending time."""

@@ -56,6 +56,9 @@ class Services:
     cancelled: set[int] = field(default_factory=set)
     # Held by a running recreate; see `controller.operations.recreate.run`.
     recreate_lock: anyio.Lock = field(default_factory=anyio.Lock)
+    # (id, attempt) of claims that the reactor cancelled because another claim holds the row
+    # now, so their operations stop without the shutdown's write.
+    lost_claims: set[tuple[int, int]] = field(default_factory=set)
 
 
 class OperationContext:
@@ -81,6 +84,7 @@ class OperationContext:
         # The claim itself was the last write.
         self._last_write = time.monotonic()
         self._pending_logs: list[NewLog] = []
+        self._flush_lock = anyio.Lock()
 
     @property
     def id(self) -> int:
@@ -167,18 +171,21 @@ class OperationContext:
 
         When the write fails (a locked database, say), they wait for the next one instead.
         """
-        values, self._pending_values = self._pending_values, {}
-        logs = self.take_logs()
-        if not values and not logs:
-            return
-        self._last_write = time.monotonic()
-        try:
-            held = await self.store.update(self.row.id, self.attempt, logs=logs, **values)
-        except Exception:
-            # Newer values set meanwhile win; the rows go back in front of newer ones.
-            self._pending_values = {**values, **self._pending_values}
-            self._pending_logs[:0] = logs
-            raise
+        # One flush at a time: the reactor's and the operation's own could otherwise commit
+        # newer rows first while the older ones wait out a locked database.
+        async with self._flush_lock:
+            values, self._pending_values = self._pending_values, {}
+            logs = self.take_logs()
+            if not values and not logs:
+                return
+            self._last_write = time.monotonic()
+            try:
+                held = await self.store.update(self.row.id, self.attempt, logs=logs, **values)
+            except Exception:
+                # Newer values set meanwhile win; the rows go back in front of newer ones.
+                self._pending_values = {**values, **self._pending_values}
+                self._pending_logs[:0] = logs
+                raise
         if not held:
             raise LostClaim(f"operation {self.row.id}: claim {self.attempt} is no longer held")
 

@@ -226,7 +226,7 @@ class Controller:
                     message=f"row was set back to pending while claim {earlier.row.attempts} ran; "
                     f"stopping that claim and carrying on with claim {row.attempts}",
                 )
-                earlier.scope.cancel()
+                self._stop_lost(earlier)
             running = Running(row, earlier=earlier)
             self.running[row.id] = running
             if self._idle.is_set():
@@ -249,12 +249,18 @@ class Controller:
             self.log.error("operation.crashed", operation_id=row.id, message=f"unhandled error: {exc!r}")
         finally:
             running.ended.set()
+            self.services.lost_claims.discard((row.id, row.attempts))
             if self.running.get(row.id) is running:
                 del self.running[row.id]
                 self.services.cancelled.discard(row.id)
             if not self.running:
                 self._idle.set()
             self.wake()
+
+    def _stop_lost(self, running: Running) -> None:
+        """Cancel an operation whose claim another claim replaced; it stops without writing the row."""
+        self.services.lost_claims.add((running.row.id, running.row.attempts))
+        running.scope.cancel()
 
     async def _drain(self, workers: TaskGroup) -> None:
         if not self.running:
@@ -307,7 +313,7 @@ class Controller:
                 await running.ctx.flush()
             except LostClaim:
                 self.log.warning("operation.lost", operation_id=op_id, message="claim lost; stopping the operation")
-                running.scope.cancel()
+                self._stop_lost(running)
             except TransientError:
                 raise  # the caller retries the flush in a second
             except Exception as exc:  # noqa: BLE001 - one operation's failed write must not stop the others
@@ -316,7 +322,7 @@ class Controller:
                     operation_id=op_id,
                     message=f"writing the operation's progress failed: {exc}; stopping the operation",
                 )
-                running.scope.cancel()
+                self._stop_lost(running)
 
     async def _heartbeats(self) -> None:
         interval = max(1.0, min(30.0, self.settings.stale_after / 5))
@@ -340,7 +346,7 @@ class Controller:
                     for op_id, _ in claims:
                         if op_id not in held and op_id in self.running:
                             self.log.warning("operation.lost", operation_id=op_id, message="claim lost; stopping the operation")
-                            self.running[op_id].scope.cancel()
+                            self._stop_lost(self.running[op_id])
                 flagged = await self.store.cancel_flags(list(self.running))
             except TransientError as exc:
                 self.log.warning("controller.heartbeat_failed", message=f"{exc}; retrying in {CANCEL_CHECK_INTERVAL:.0f} s")
@@ -371,18 +377,15 @@ class Controller:
                 continue
             last = row.heartbeat_at.isoformat(sep=" ", timespec="seconds") if row.heartbeat_at else "never"
             # A row set to in_progress by hand names no controller.
-            holder = f"controller {row.claimed_by}" if row.claimed_by else "no controller (claimed_by is empty)"
+            if row.claimed_by:
+                why = f"controller {row.claimed_by} stopped heartbeating (last heartbeat {last})"
+            else:
+                why = f"in progress with no controller in claimed_by (last heartbeat {last})"
             if row.attempts - _engine_waits(row) >= _max_attempts(row):
-                message = (
-                    f"went stale: {holder} stopped heartbeating (last heartbeat {last}) "
-                    f"and all {row.attempts} attempts are used"
-                )
+                message = f"went stale: {why} and all {row.attempts} attempts are used"
                 fail = True
             else:
-                message = (
-                    f"rescued: {holder} stopped heartbeating (last heartbeat {last}); "
-                    "resuming from its journal"
-                )
+                message = f"rescued: {why}; resuming from its journal"
                 fail = False
             if await self.store.rescue(row, fail=fail, message=message):
                 self.log.warning("operation.stale", operation_id=row.id, type=row.type, container=row.container, message=message)

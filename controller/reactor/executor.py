@@ -131,6 +131,10 @@ async def _run_with_retries(ctx: OperationContext, *, on_engine_down: Any) -> st
             ctx.log("ERROR", str(exc), event="operation.failed")
             return await _finish(ctx, "failed", message="failed", error=str(exc))
         except anyio.get_cancelled_exc_class():
+            if (ctx.id, ctx.attempt) in ctx.services.lost_claims:
+                ctx.services.lost_claims.discard((ctx.id, ctx.attempt))
+                ctx.logger.warning("operation.lost", message="claim lost while running; stopping without writing the row")
+                raise
             ctx.log("WARNING", "Controller shutting down; the operation returns to pending and resumes at the next start", event="operation.released")
             await _shielded(
                 store.release(ctx.id, ctx.attempt, message="returned to pending at controller shutdown", result=ctx.result, logs=ctx.take_logs())

@@ -529,3 +529,15 @@ def test_malformed_heartbeat_row_is_rescued(database: Database, database_path: P
 
     assert [row.id for row in stale] == [op_id]
     assert stale[0].heartbeat_at is None
+
+
+def test_malformed_log_time_reads_as_none(database: Database, database_path: Path) -> None:
+    op_id = insert(database_path, type="start", image="a")
+    sql(database_path, "INSERT INTO docker_operation_logs (operation_id, message, created_at) VALUES (?, 'odd', 17)", op_id)
+    sql(database_path, "INSERT INTO docker_operation_logs (operation_id, message) VALUES (?, 'normal')", op_id)
+
+    logs = database.logs(op_id)
+
+    assert [log.message for log in logs] == ["odd", "normal"]
+    assert logs[0].created_at is None
+    assert isinstance(logs[1].created_at, datetime)

@@ -622,7 +622,7 @@ async def test_stale_rows_rescued_or_failed(table: Table, database_path: Path, d
     assert alive_row["status"] == "in_progress"
     assert alive_row["claimed_by"] == "other-host-2"
     unclaimed_messages = [log["message"] for log in await table.logs(unclaimed)]
-    assert any(message.startswith("rescued: no controller (claimed_by is empty)") for message in unclaimed_messages)
+    assert any(message.startswith("rescued: in progress with no controller in claimed_by") for message in unclaimed_messages)
 
 
 async def test_pickup_before_poll_interval(table: Table, database_path: Path, docker: FakeDocker) -> None:

@@ -95,3 +95,39 @@ def test_closed_log_stream_is_ignored() -> None:
             stream.close()
         except OSError:
             pass
+
+
+class SlowFailingStore(FlakyStore):
+    """Fails its first write only after `release` is set, like a database locked for a while."""
+
+    def __init__(self) -> None:
+        super().__init__(failures=1)
+        self.release = anyio.Event()
+
+    async def update(self, op_id: int, attempt: int, *, logs: Any = (), **values: Any) -> bool:
+        if self.failures:
+            await self.release.wait()
+        return await super().update(op_id, attempt, logs=logs, **values)
+
+
+def test_concurrent_flushes_keep_row_order() -> None:
+    store = SlowFailingStore()
+    ctx = context(store)
+
+    async def first_flush() -> None:
+        with pytest.raises(TransientError):
+            await ctx.flush()
+
+    async def scenario() -> None:
+        async with anyio.create_task_group() as group:
+            ctx.log("INFO", "older")
+            group.start_soon(first_flush)
+            await anyio.sleep(0.05)
+            ctx.log("INFO", "newer")
+            group.start_soon(ctx.flush)
+            await anyio.sleep(0.05)
+            store.release.set()
+
+    anyio.run(scenario)
+
+    assert store.writes == [{"logs": ["older", "newer"]}]
