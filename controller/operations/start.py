@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from controller.clients.docker import DockerNotFound
 from controller.errors import PermanentError, SpecError
 from controller.operations.context import OperationContext
@@ -222,7 +224,14 @@ async def _ensure_volumes(ctx: OperationContext, plan: ContainerPlan) -> None:
 
 
 async def _running_state(ctx: OperationContext, plan: ContainerPlan) -> dict[str, Any]:
-    """Return the container's state, or fail when it is not running."""
+    """Return the container's state, or fail when it is not running.
+
+    The check comes right after the start, so a process that exits a few milliseconds later
+    passes it; `options.settle_seconds` makes the check wait that long first.
+    """
+    settle = float(ctx.options.get("settle_seconds") or 0)
+    if settle > 0:
+        await anyio.sleep(settle)
     inspect = await ctx.docker.inspect_container(plan.name)
     state = (inspect or {}).get("State") or {}
     if state.get("Running"):

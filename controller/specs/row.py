@@ -19,7 +19,7 @@ PULL_POLICIES = ("missing", "always", "never")
 # Options each operation type accepts, with their type and default.
 _COMMON_OPTIONS: dict[str, tuple[type, Any]] = {"max_attempts": (int, 5)}
 _OPTIONS: dict[str, dict[str, tuple[type, Any]]] = {
-    "start": {"pull": (str, "missing"), "replace": (bool, False)},
+    "start": {"pull": (str, "missing"), "replace": (bool, False), "settle_seconds": (float, 0.0)},
     "recreate": {
         "settle_seconds": (float, 5.0),
         "health_timeout": (float, 60.0),

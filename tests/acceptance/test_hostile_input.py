@@ -83,6 +83,8 @@ def test_secret_in_container_output_stays_hidden(daemon: Daemon, registry: Regis
         container=f"{unique_prefix}-printenv",
         image=registry.web_image,
         spec={"environment": {"API_TOKEN": secret}, "entrypoint": ["/bin/sh", "-c", "env; exit 1"]},
+        # Without a settle time the check can come before the shell has exited.
+        options={"settle_seconds": 1},
     )
     row = daemon.table.wait(op_id)
 

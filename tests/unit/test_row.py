@@ -38,7 +38,7 @@ def test_start_with_image_only() -> None:
     assert request.container == "web"
     assert request.image == IMAGE
     assert request.spec is None
-    assert request.options == {"max_attempts": 5, "pull": "missing", "replace": False}
+    assert request.options == {"max_attempts": 5, "pull": "missing", "replace": False, "settle_seconds": 0.0}
 
 
 def test_start_with_spec_only() -> None:
@@ -166,7 +166,7 @@ def test_json_not_object(column: str, text: str, kind: str) -> None:
 
 @pytest.mark.parametrize(
     ("kind", "option"),
-    [("start", "recreate"), ("start", "settle_seconds"), ("recreate", "replace"), ("update_image", "pull"), ("start", "bogus")],
+    [("start", "recreate"), ("start", "health_timeout"), ("recreate", "replace"), ("update_image", "pull"), ("start", "bogus")],
 )
 def test_unknown_option(kind: str, option: str) -> None:
     columns: dict[str, Any] = {"type": kind, "options": f'{{"{option}": 1}}'}
