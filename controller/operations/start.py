@@ -227,7 +227,7 @@ async def _running_state(ctx: OperationContext, plan: ContainerPlan) -> dict[str
     """Return the container's state, or fail when it is not running.
 
     The check comes right after the start, so a process that exits a few milliseconds later
-    passes it; `options.settle_seconds` makes the check wait that long first.
+    passes it. With `options.settle_seconds` the check waits that long first.
     """
     settle = float(ctx.options.get("settle_seconds") or 0)
     if settle > 0:

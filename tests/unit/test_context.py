@@ -1,6 +1,6 @@
 """OperationContext's buffered reporting, with a stub store that records or fails writes.
 
-The stub stands in for the database only; the context's own rules are what is tested.
+The stub replaces only the database; the tests check the context's own rules.
 """
 
 from __future__ import annotations
