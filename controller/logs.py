@@ -55,7 +55,7 @@ class _SafeWriteLogger(_DropUnwritable, structlog.WriteLogger):
 
 
 def _dumps(event_dict: dict[str, Any], **_: Any) -> bytes:
-    # With orjson a whole INFO log call took about 9 µs here instead of 18 µs.
+    # With orjson and byte output a whole INFO log call took about 9 µs here instead of 18 µs.
     return orjson.dumps(event_dict, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
