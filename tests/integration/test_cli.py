@@ -254,6 +254,43 @@ def test_ops_logs(cli: Cli) -> None:
     assert "no operation with id 999" in unknown.stderr
 
 
+def test_ops_logs_into_closed_pipe(cli: Cli) -> None:
+    op_id = cli.submit("start", "web", "--image", IMAGE)
+    cli.sql(
+        "INSERT INTO docker_operation_logs (operation_id, message) VALUES " + ", ".join(["(?, 'a line of the log')"] * 5000),
+        *([op_id] * 5000),
+    )
+    process = subprocess.Popen(
+        [DOCKWRIGHT, "ops", "logs", str(op_id)],
+        env=cli.environment(),
+        cwd=cli.workdir,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    first_line = process.stdout.readline()
+    process.stdout.close()  # the reader goes away, as `| head -1` does
+    _, stderr = process.communicate(timeout=60)
+
+    assert b"a line of the log" in first_line
+    assert process.returncode == 1
+    assert b"Traceback" not in stderr
+
+
+def test_locked_database_message(cli: Cli) -> None:
+    holder = sqlite3.connect(cli.database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        completed = cli.run("cleanup", "--days", "0")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    assert completed.returncode == 1
+    assert f"database sqlite:///{cli.database} failed: database is locked" in completed.stderr
+    assert "try again when that process is done" in completed.stderr
+
+
 # ops cancel
 
 
