@@ -142,10 +142,22 @@ def remove_by_prefix(client: docker.DockerClient, prefix: str) -> list[str]:
     api = client.api
     failures: list[str] = []
 
+    # Anonymous volumes that a recreate carried over are mounted by name in the new container,
+    # so removing that container with `v=True` leaves them; they are removed below.
+    carried: set[str] = set()
     for container in api.containers(all=True, filters={"name": prefix}):
         name = container["Names"][0].lstrip("/") if container["Names"] else container["Id"]
         if name.startswith(prefix):
+            for mount in container.get("Mounts") or []:
+                if mount.get("Type") == "volume" and _is_anonymous(mount.get("Name") or ""):
+                    carried.add(mount["Name"])
             _remove(failures, f"container {name}", api.remove_container, container["Id"], force=True, v=True)
+
+    for volume_name in carried:
+        try:
+            api.remove_volume(volume_name)
+        except docker.errors.APIError:
+            pass  # gone already, or still used by a container of another test
 
     for network in api.networks(names=[prefix]):
         if network["Name"].startswith(prefix):
@@ -165,6 +177,11 @@ def remove_by_prefix(client: docker.DockerClient, prefix: str) -> list[str]:
                 _remove(failures, f"image {reference}", api.remove_image, reference, force=True)
 
     return failures
+
+
+def _is_anonymous(volume_name: str) -> bool:
+    """Tell whether a volume name is one the engine made up (64 hexadecimal digits)."""
+    return len(volume_name) == 64 and all(character in "0123456789abcdef" for character in volume_name)
 
 
 def _remove(failures: list[str], description: str, remove, *args, **kwargs) -> None:
