@@ -229,8 +229,8 @@ class FakeDocker(DockerClient):
     It handles only the calls of a `start` of a present image: container and image inspect,
     create, start and ping. Each returns at once, so the throughput benchmark measures the
     controller: claims, progress writes, log rows and the final write. With `thread_hop` each
-    call returns through a worker thread, as a real engine request does; without, it returns
-    on the event loop, which leaves only the controller's own path to measure.
+    call returns through a worker thread, as a real engine request does. Without it, calls
+    return on the event loop, which leaves only the controller's own path to measure.
     """
 
     def __init__(self, *, thread_hop: bool) -> None:

@@ -15,7 +15,6 @@ claim can never overwrite the row.
 
 from __future__ import annotations
 
-import functools
 import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -90,11 +89,19 @@ class OperationRow:
 
 _TIME_FIELDS = ("heartbeat_at", "created_at", "updated_at", "started_at", "finished_at")
 OPERATION_COLUMNS = [operations.c[name] for name in OperationRow.__dataclass_fields__]
-# The same columns for SQLAlchemy queries, timestamps taken as the driver returns them, so
-# that `OperationRow.from_driver` parses them and a malformed one cannot fail the query.
+# The same columns for SQLAlchemy queries, timestamps taken as the driver returns them.
+# `OperationRow.from_driver` parses them, and reads a malformed one as None.
 ROW_COLUMNS = [
     sa.type_coerce(column, sa.Text).label(column.name) if column.name in _TIME_FIELDS else column
     for column in OPERATION_COLUMNS
+]
+
+
+# The log table's columns, its time taken as the driver returns it, so that a malformed one
+# written by hand reads as None.
+LOG_COLUMNS = [
+    sa.type_coerce(column, sa.Text).label("created_at") if column.name == "created_at" else column
+    for column in operation_logs.c
 ]
 
 
@@ -147,8 +154,8 @@ def _has_journal(result: str | None) -> bool:
 def json_text(value: Any) -> str:
     """Return `value` as JSON text for a column; values JSON cannot hold are written as text.
 
-    orjson writes an operation's log details and result several times faster than the
-    standard library; the standard library takes what orjson rejects (integers beyond 64 bits).
+    orjson is the faster of the two. The standard library takes what orjson rejects, such as
+    integers beyond 64 bits.
     """
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
@@ -266,14 +273,12 @@ _TOP_LEVEL = sa.select(sa.func.max(operations.c.priority)).where(
 _NEXT_LEVEL = _TOP_LEVEL.where(operations.c.priority < sa.bindparam("below"))
 
 
-@functools.lru_cache(maxsize=64)
 def _fenced_update(columns: tuple[str, ...], now_columns: tuple[str, ...]) -> sa.Update:
-    """Build the fenced UPDATE of a claimed row, once per set of columns.
+    """Build the fenced UPDATE of a claimed row; `Database._fenced` compiles it once per set of columns.
 
     `columns` are bound as `new_NAME` and `now_columns` set to the database's current time.
     The row must still be in progress under the claim's `attempts` (`fence_id` and
-    `fence_attempt`). Reusing one statement object spares SQLAlchemy building it and
-    computing its cache key for every progress write, the larger part of such a write's cost.
+    `fence_attempt`).
     """
     assignments: dict[str, Any] = {name: sa.bindparam(f"new_{name}") for name in columns}
     assignments.update({name: utcnow() for name in now_columns})
@@ -286,6 +291,16 @@ def _fenced_update(columns: tuple[str, ...], now_columns: tuple[str, ...]) -> sa
         )
         .values(assignments)
     )
+
+
+@contextmanager
+def _driver_cursor(conn: sa.Connection) -> Iterator[Any]:
+    """Yield a DB-API cursor in the transaction of a SQLAlchemy connection, for the prepared path."""
+    cursor = conn.connection.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
 
 
 class Database:
@@ -400,14 +415,10 @@ class Database:
                     held[op_id] = bool(cancel)
         return held
 
-    @staticmethod
-    def _execute_fenced(conn: sa.Connection, op_id: int, attempt: int, values: dict[str, Any]) -> int:
-        """Apply `values` to a claimed row unless the claim was lost; return the rows changed."""
-        now_columns = tuple(sorted(name for name, value in values.items() if isinstance(value, utcnow)))
-        columns = tuple(sorted(name for name in values if name not in now_columns))
-        parameters = {f"new_{name}": values[name] for name in columns}
-        statement = _fenced_update(columns, now_columns)
-        return conn.execute(statement, {"fence_id": op_id, "fence_attempt": attempt, **parameters}).rowcount
+    def _execute_fenced(self, conn: sa.Connection, op_id: int, attempt: int, values: dict[str, Any]) -> int:
+        """`_fenced` inside a transaction of a SQLAlchemy connection."""
+        with _driver_cursor(conn) as cursor:
+            return self._fenced(cursor, op_id, attempt, values)
 
     @staticmethod
     def update_values(**values: Any) -> dict[str, Any]:
@@ -495,7 +506,7 @@ class Database:
         return held
 
     def _fenced(self, cursor: Any, op_id: int, attempt: int, values: dict[str, Any]) -> int:
-        """`_execute_fenced` on the prepared path; returns the rows changed."""
+        """Apply `values` to a claimed row unless the claim was lost; return the rows changed."""
         now_columns = tuple(sorted(name for name, value in values.items() if isinstance(value, utcnow)))
         columns = tuple(sorted(name for name in values if name not in now_columns))
         statement = self._prepare(("fenced", columns, now_columns), lambda: _fenced_update(columns, now_columns))
@@ -527,11 +538,8 @@ class Database:
     def _insert_logs(self, conn: sa.Connection, logs: Sequence[NewLog]) -> None:
         """`_insert_logs_raw` inside a transaction of a SQLAlchemy connection."""
         if logs:
-            cursor = conn.connection.cursor()
-            try:
+            with _driver_cursor(conn) as cursor:
                 self._insert_logs_raw(cursor, logs)
-            finally:
-                cursor.close()
 
     def add_logs(self, logs: Sequence[NewLog]) -> None:
         """Write log rows that belong to no particular claim (sweeps, rescues)."""
@@ -690,13 +698,8 @@ class Database:
     def logs(
         self, op_id: int, *, after: int = 0, level: str | None = None, limit: int = 1000
     ) -> list[LogRow]:
-        # The time as the driver returns it, so that a malformed one written by hand reads as None.
-        columns = [
-            sa.type_coerce(column, sa.Text).label("created_at") if column.name == "created_at" else column
-            for column in operation_logs.c
-        ]
         query = (
-            sa.select(*columns)
+            sa.select(*LOG_COLUMNS)
             .where(operation_logs.c.operation_id == op_id, operation_logs.c.id > after)
             .order_by(operation_logs.c.id)
             .limit(limit)

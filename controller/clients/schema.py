@@ -52,8 +52,8 @@ CANCEL_REQUESTED_CHECK = ("ck_docker_operations_cancel_requested_boolean", "canc
 # Rows whose cancellation was requested, the few that the claim loop sweeps on every turn.
 # A partial index keeps that lookup from reading every pending row.
 CANCEL_INDEX = "ix_docker_operations_cancel_requested"
-# SQLite uses a partial index only for a query that repeats its condition, and the claim
-# loop's query says `cancel_requested = 1` there; PostgreSQL compares booleans itself.
+# SQLite uses a partial index only for a query that repeats its condition, so the index
+# condition is the claim loop's `cancel_requested = 1`. PostgreSQL compares booleans itself.
 CANCEL_INDEX_WHERE = {"sqlite_where": sa.text("cancel_requested = 1"), "postgresql_where": sa.text("cancel_requested")}
 
 

@@ -56,8 +56,8 @@ class Services:
     cancelled: set[int] = field(default_factory=set)
     # Held by a running recreate; see `controller.operations.recreate.run`.
     recreate_lock: anyio.Lock = field(default_factory=anyio.Lock)
-    # (id, attempt) of claims that the reactor cancelled because another claim holds the row
-    # now, so their operations stop without the shutdown's write.
+    # (id, attempt) of claims that the reactor cancelled because the row now belongs to
+    # another claim. Their operations stop without the shutdown's write.
     lost_claims: set[tuple[int, int]] = field(default_factory=set)
 
 

@@ -8,6 +8,7 @@ spell them) are always replaced. The functions return copies and never change th
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 SECRET_MARKERS = ("PASSWORD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
@@ -27,22 +28,13 @@ def is_secret_name(name: str) -> bool:
     return any(marker in upper for marker in SECRET_MARKERS)
 
 
-# Whether `redact` may mask the value under a mapping key. Logs and rows reuse a few dozen
-# keys, so the answers are remembered; the bound keeps a caller that invents keys from
-# growing this forever.
-_MASKABLE_KEYS: dict[str, bool] = {}
-_MASKABLE_KEYS_BOUND = 4096
-
-
+# Logs and rows reuse a few dozen keys, so the answer for each is cached. The bound keeps a
+# caller that invents keys from growing the cache forever.
+@functools.lru_cache(maxsize=4096)
 def _maskable_key(key: str) -> bool:
-    known = _MASKABLE_KEYS.get(key)
-    if known is None:
-        if len(_MASKABLE_KEYS) >= _MASKABLE_KEYS_BOUND:
-            _MASKABLE_KEYS.clear()
-        lowered = key.lower()
-        known = is_secret_name(key) or lowered in CREDENTIAL_KEYS or lowered in ENV_LIST_KEYS
-        _MASKABLE_KEYS[key] = known
-    return known
+    """Tell whether `redact` may mask the value under a mapping key."""
+    lowered = key.lower()
+    return is_secret_name(key) or lowered in CREDENTIAL_KEYS or lowered in ENV_LIST_KEYS
 
 
 def needs_redaction(fields: dict[str, Any]) -> bool:

@@ -1,7 +1,7 @@
 """The asynchronous store on a real SQLite file: claimed writes committed in groups.
 
 Writes that arrive while a group commits wait for the next group, so many operations share
-one transaction; each caller still learns whether its own claim held, and one write that
+one transaction. Each caller still learns whether its own claim held, and one write that
 fails does not fail the others of its group.
 """
 

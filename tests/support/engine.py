@@ -143,7 +143,7 @@ def remove_by_prefix(client: docker.DockerClient, prefix: str) -> list[str]:
     failures: list[str] = []
 
     # Anonymous volumes that a recreate carried over are mounted by name in the new container,
-    # so removing that container with `v=True` leaves them; they are removed below.
+    # so removing that container with `v=True` leaves them. They are removed below.
     carried: set[str] = set()
     for container in api.containers(all=True, filters={"name": prefix}):
         name = container["Names"][0].lstrip("/") if container["Names"] else container["Id"]
