@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 
+# NOTE: written for both dialects, but run only on SQLite so far; PostgreSQL support is unbuilt.
 class Prepared:
     """One statement compiled for one dialect, with its fixed parameters bound."""
 

@@ -57,6 +57,8 @@ CANCEL_INDEX = "ix_docker_operations_cancel_requested"
 CANCEL_INDEX_WHERE = {"sqlite_where": sa.text("cancel_requested = 1"), "postgresql_where": sa.text("cancel_requested")}
 
 
+# NOTE: the ids are not AUTOINCREMENT, so SQLite gives the highest id again after that row
+# is deleted, and log rows left behind by a delete without foreign keys show under it.
 class Operation(SQLModel, table=True):
     """A requested Docker operation and its reported state (`docker_operations`)."""
 

@@ -240,6 +240,8 @@ class Controller:
             with running.scope:
                 if running.earlier is not None:
                     # A Docker call of the cancelled claim may still be in its worker thread.
+                    # NOTE: an abandoned pull thread is not awaited: it stops at its next
+                    # progress event, so this claim may start a second pull before then.
                     await running.earlier.ended.wait()
                     running.earlier = None
                 await execute(
